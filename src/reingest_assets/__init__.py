@@ -1,0 +1,1 @@
+"""reingest: a Dagster code location that re-ingests PubMed documents into DocumentChunk_v2."""

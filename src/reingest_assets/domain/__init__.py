@@ -1,0 +1,4 @@
+"""Pure domain code: document model, normalizers, chunker, ids, planning.
+
+Nothing in this package imports Dagster or talks to a server.
+"""

@@ -1,0 +1,63 @@
+"""Why a document did not make it, in terms the failure table and the repair sensor use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Stage = Literal["fetch", "parse", "normalize", "chunk", "embed", "store"]
+Kind = Literal["transient", "data"]
+
+MAX_MESSAGE_CHARS = 2000
+
+
+class DocumentError(Exception):
+    """A document-level failure: recorded with its stage and the run goes on.
+
+    ``kind="data"`` is not retried in place (the input itself is wrong); ``"transient"`` was
+    retried and still failed.
+    """
+
+    def __init__(self, stage: Stage, message: str, *, kind: Kind = "data") -> None:
+        super().__init__(message)
+        self.stage: Stage = stage
+        self.kind: Kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    uid: str
+    source: str
+    ingest_date: str  # YYYY-MM-DD
+    stage: Stage
+    kind: Kind
+    error_class: str
+    message: str
+    content_hash: str | None = None
+
+    @classmethod
+    def from_exception(
+        cls,
+        exc: BaseException,
+        *,
+        uid: str,
+        source: str,
+        ingest_date: str,
+        stage: Stage,
+        content_hash: str | None = None,
+    ) -> Failure:
+        if isinstance(exc, DocumentError):
+            stage, kind = exc.stage, exc.kind
+        else:
+            kind = "data" if isinstance(exc, ValueError | UnicodeError | KeyError) else "transient"
+        return cls(
+            uid=uid,
+            source=source,
+            ingest_date=ingest_date,
+            stage=stage,
+            kind=kind,
+            error_class=type(exc).__name__,
+            message=str(exc)[:MAX_MESSAGE_CHARS],
+            content_hash=content_hash,
+        )

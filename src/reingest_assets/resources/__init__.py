@@ -1,0 +1,1 @@
+"""Adapters: each backend hidden behind one small protocol (registry, object store, chunk store)."""

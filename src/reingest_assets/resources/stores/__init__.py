@@ -1,0 +1,48 @@
+"""The DocumentChunk_v2 store protocol. One file per backend: ``pgvector.py``, ``weaviate.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from reingest_assets.domain.document import Chunk
+
+COLLECTION = "DocumentChunk_v2"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    uuid: str
+    parent_uid: str
+    properties: dict[str, Any]
+
+
+class ChunkStore(Protocol):
+    """Where chunks live. Writes are idempotent: an object's id is its deterministic UUID."""
+
+    name: str
+
+    def ensure_schema(self) -> None:
+        """Create the collection when missing; when present, verify it matches or raise with
+        the list of differences."""
+
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]] | None = None
+    ) -> dict[str, str]:
+        """Insert or overwrite ``chunks``. Returns ``{parent_uid: error}`` for documents any of
+        whose objects were not written (an empty dict means every object landed)."""
+
+    def delete(self, uuids: Sequence[str]) -> int:
+        """Delete objects by id; returns how many were deleted. Missing ids are not an error."""
+
+    def delete_parents(self, parent_uids: Sequence[str]) -> int:
+        """Delete every chunk of these documents."""
+
+    def count(self, parent_uids: Sequence[str] | None = None) -> int:
+        """Objects in the collection, or of these documents."""
+
+    def fetch(self, parent_uids: Sequence[str]) -> Iterator[StoredChunk]:
+        """Every stored chunk of these documents (validation reads them back)."""
+
+    def close(self) -> None: ...
