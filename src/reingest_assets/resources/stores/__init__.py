@@ -22,6 +22,10 @@ class ChunkStore(Protocol):
     """Where chunks live. Writes are idempotent: an object's id is its deterministic UUID."""
 
     name: str
+    # Identity of the physical collection (e.g. "pgvector:reingest.document_chunk_v2",
+    # "weaviate:DocumentChunk_v2_20261127"): the ledger is kept per target, so switching stores
+    # or collections never mistakes another store's contents for this one's.
+    target: str
 
     def ensure_schema(self) -> None:
         """Create the collection when missing; when present, verify it matches or raise with

@@ -1,0 +1,334 @@
+"""The Postgres registry: the existing ``documents`` table (input), and the pipeline's own ledger
+and ``ingestion_failures`` tables (schema ``reingest``), with versioned migrations."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+
+from reingest_assets.domain.failures import Failure
+
+MIGRATIONS_LOCK = 0x7265696E  # "rein": serializes concurrent migrators
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRow:
+    uid: str
+    source: str
+    source_id: str
+    s3_raw_uri: str
+    content_hash: str | None
+    updated_at: datetime
+    unchanged: bool  # the ledger already holds this content, chunker version and embedder
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    uid: str
+    source: str
+    ingest_date: str
+    content_hash: str
+    chunk_uuids: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFailure:
+    id: int
+    uid: str
+    source: str
+    ingest_date: str
+    stage: str
+    kind: str
+    attempts: int
+    content_hash: str | None
+    registry_hash: str | None
+
+
+def _day_bounds(ingest_date: str) -> tuple[datetime, datetime]:
+    start = datetime.combine(date.fromisoformat(ingest_date), datetime.min.time(), UTC)
+    return start, start + timedelta(days=1)
+
+
+class Registry:
+    """One connection to the registry database. Not thread-safe: one per process/thread."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: psycopg.Connection[Any] | None = None
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=tuple_row)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- migrations ---------------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Apply pending numbered migrations in order, each in a transaction, under an advisory
+        lock so two runs starting at once apply each exactly once. Returns the ones applied."""
+        scripts = sorted(
+            (p.name, p.read_text())
+            for p in resources.files("reingest_assets.resources.migrations").iterdir()
+            if p.name.endswith(".sql")
+        )
+        applied: list[str] = []
+        with self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
+            self.conn.execute("CREATE SCHEMA IF NOT EXISTS reingest")
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS reingest.schema_migrations ("
+                " name text PRIMARY KEY, checksum text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = dict(
+                self.conn.execute(
+                    "SELECT name, checksum FROM reingest.schema_migrations"
+                ).fetchall()
+            )
+            for name, sql in scripts:
+                checksum = hashlib.sha256(sql.encode()).hexdigest()
+                if name in done:
+                    if done[name] != checksum:
+                        raise RuntimeError(
+                            f"migration {name} was changed after it was applied; add a new "
+                            "numbered migration instead of editing an applied one"
+                        )
+                    continue
+                self.conn.execute(sql.encode())
+                self.conn.execute(
+                    "INSERT INTO reingest.schema_migrations (name, checksum) VALUES (%s, %s)",
+                    (name, checksum),
+                )
+                applied.append(name)
+        return applied
+
+    # -- input: the documents of a partition --------------------------------------------------
+
+    def iter_partition(
+        self,
+        source: str,
+        ingest_date: str,
+        *,
+        target: str,
+        chunker_version: str,
+        embedder_id: str,
+        batch_size: int,
+        uids: Sequence[str] | None = None,
+    ) -> Iterator[list[RegistryRow]]:
+        """The partition's documents in pages of ``batch_size``, keyset-paginated on
+        (updated_at, uid), each joined with the ledger in the same query (the skip check is
+        set-based, never per document)."""
+        start, end = _day_bounds(ingest_date)
+        last: tuple[datetime, str] = (start - timedelta(microseconds=1), "")
+        uid_filter = "AND d.uid = ANY(%(uids)s)" if uids is not None else ""
+        sql = f"""
+            SELECT d.uid, d.source, d.source_id, d.s3_raw_uri, d.content_hash, d.updated_at,
+                   COALESCE(l.content_hash = d.content_hash
+                            AND l.chunker_version = %(cv)s
+                            AND l.embedder_id = %(eid)s, false)
+            FROM documents d
+            LEFT JOIN reingest.ledger l ON l.target = %(target)s AND l.uid = d.uid
+            WHERE d.source = %(source)s
+              AND d.updated_at >= %(start)s AND d.updated_at < %(end)s
+              AND (d.updated_at, d.uid) > (%(last_ts)s, %(last_uid)s)
+              {uid_filter}
+            ORDER BY d.updated_at, d.uid
+            LIMIT %(limit)s
+        """
+        params: dict[str, Any] = {
+            "cv": chunker_version,
+            "eid": embedder_id,
+            "target": target,
+            "source": source,
+            "start": start,
+            "end": end,
+            "limit": batch_size,
+            "uids": list(uids) if uids is not None else None,
+        }
+        while True:
+            params["last_ts"], params["last_uid"] = last
+            rows = [RegistryRow(*r) for r in self.conn.execute(sql, params).fetchall()]
+            if not rows:
+                return
+            yield rows
+            last = (rows[-1].updated_at, rows[-1].uid)
+            if len(rows) < batch_size:
+                return
+
+    def partition_summary(self, source: str, ingest_date: str) -> tuple[int, str]:
+        """(document count, data version) of a partition: the version changes whenever a
+        document is added, removed or its content changes."""
+        start, end = _day_bounds(ingest_date)
+        count, digest = self.conn.execute(
+            """
+            SELECT count(*),
+                   md5(coalesce(string_agg(uid || ':' || coalesce(content_hash, ''), ','
+                                           ORDER BY uid), ''))
+            FROM documents
+            WHERE source = %s AND updated_at >= %s AND updated_at < %s
+            """,
+            (source, start, end),
+        ).fetchone()
+        return int(count), str(digest)
+
+    # -- the ledger ---------------------------------------------------------------------------
+
+    def ledger_lookup(self, target: str, uids: Sequence[str]) -> dict[str, LedgerEntry]:
+        rows = self.conn.execute(
+            "SELECT uid, source, ingest_date::text, content_hash, chunk_uuids::text[]"
+            " FROM reingest.ledger WHERE target = %s AND uid = ANY(%s)",
+            (target, list(uids)),
+        ).fetchall()
+        return {r[0]: LedgerEntry(r[0], r[1], r[2], r[3], list(r[4])) for r in rows}
+
+    def record_written(
+        self,
+        target: str,
+        entries: Sequence[tuple[str, str, str, str, list[str]]],
+        *,
+        chunker_version: str,
+        embedder_id: str,
+        run_id: str,
+    ) -> None:
+        """Upsert ledger rows ``(uid, source, ingest_date, content_hash, chunk_uuids)`` and
+        resolve those documents' open failures, in one transaction."""
+        if not entries:
+            return
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS ledger_in (uid text, source text,"
+                " ingest_date date, content_hash text, chunk_uuids uuid[]) ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(
+                "COPY ledger_in (uid, source, ingest_date, content_hash, chunk_uuids) FROM STDIN"
+            ) as copy:
+                for uid, source, ingest_date, content_hash, uuids in entries:
+                    copy.write_row((uid, source, ingest_date, content_hash, uuids))
+            cur.execute(
+                """
+                INSERT INTO reingest.ledger AS l (target, uid, source, ingest_date, content_hash,
+                    chunker_version, embedder_id, chunk_uuids, run_id, written_at)
+                SELECT %(target)s, uid, source, ingest_date, content_hash, %(cv)s, %(eid)s,
+                       chunk_uuids, %(run)s, now()
+                FROM ledger_in
+                ON CONFLICT (target, uid) DO UPDATE SET
+                    source = EXCLUDED.source, ingest_date = EXCLUDED.ingest_date,
+                    content_hash = EXCLUDED.content_hash,
+                    chunker_version = EXCLUDED.chunker_version,
+                    embedder_id = EXCLUDED.embedder_id, chunk_uuids = EXCLUDED.chunk_uuids,
+                    run_id = EXCLUDED.run_id, written_at = EXCLUDED.written_at
+                """,
+                {"target": target, "cv": chunker_version, "eid": embedder_id, "run": run_id},
+            )
+            cur.execute(
+                """
+                UPDATE reingest.ingestion_failures f
+                SET resolved_at = now(), resolved_run_id = %s
+                FROM ledger_in i
+                WHERE f.uid = i.uid AND f.resolved_at IS NULL
+                """,
+                (run_id,),
+            )
+
+    def delete_ledger(
+        self,
+        target: str,
+        *,
+        source: str | None = None,
+        ingest_date: str | None = None,
+        run_id: str | None = None,
+    ) -> list[tuple[str, list[str]]]:
+        """Remove ledger rows of a partition or a run; returns (uid, chunk_uuids) removed."""
+        rows = self.conn.execute(
+            """
+            DELETE FROM reingest.ledger
+            WHERE target = %(target)s
+              AND (%(source)s::text IS NULL OR source = %(source)s)
+              AND (%(date)s::date IS NULL OR ingest_date = %(date)s)
+              AND (%(run)s::text IS NULL OR run_id = %(run)s)
+            RETURNING uid, chunk_uuids::text[]
+            """,
+            {"target": target, "source": source, "date": ingest_date, "run": run_id},
+        ).fetchall()
+        return [(r[0], list(r[1])) for r in rows]
+
+    # -- failures -----------------------------------------------------------------------------
+
+    def record_failures(
+        self, failures: Iterable[Failure], *, run_id: str, max_attempts: int
+    ) -> int:
+        """Upsert failures: a document's open failure is updated (attempts + 1), not duplicated;
+        past ``max_attempts`` it becomes permanent and the repair sensor stops retrying it."""
+        rows = [
+            (
+                f.uid,
+                f.source,
+                f.ingest_date,
+                f.stage,
+                f.kind,
+                f.error_class,
+                f.message,
+                f.content_hash,
+                run_id,
+            )
+            for f in failures
+        ]
+        if not rows:
+            return 0
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                """
+                INSERT INTO reingest.ingestion_failures AS f (uid, source, ingest_date, stage, kind,
+                    error_class, message, content_hash, run_id)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (uid) WHERE resolved_at IS NULL DO UPDATE SET
+                    stage = EXCLUDED.stage, kind = EXCLUDED.kind,
+                    error_class = EXCLUDED.error_class, message = EXCLUDED.message,
+                    content_hash = EXCLUDED.content_hash, run_id = EXCLUDED.run_id,
+                    attempts = f.attempts + 1, last_seen = now(),
+                    permanent = f.attempts + 1 >= %s
+                """,
+                [(*r, max_attempts) for r in rows],
+            )
+        return len(rows)
+
+    def open_failures(self, *, limit: int = 10_000) -> list[OpenFailure]:
+        """Unresolved, non-permanent failures with the registry's current content hash."""
+        rows = self.conn.execute(
+            """
+            SELECT f.id, f.uid, f.source, f.ingest_date::text, f.stage, f.kind, f.attempts,
+                   f.content_hash, d.content_hash
+            FROM reingest.ingestion_failures f
+            LEFT JOIN documents d ON d.uid = f.uid
+            WHERE f.resolved_at IS NULL AND NOT f.permanent
+            ORDER BY f.source, f.ingest_date, f.uid
+            LIMIT %s
+            """,
+            (limit,),
+        ).fetchall()
+        return [OpenFailure(*r) for r in rows]
+
+    def failure_counts(self, source: str, ingest_date: str) -> dict[str, int]:
+        rows = self.conn.execute(
+            """
+            SELECT CASE WHEN permanent THEN 'permanent' ELSE 'open' END, count(*)
+            FROM reingest.ingestion_failures
+            WHERE source = %s AND ingest_date = %s AND resolved_at IS NULL
+            GROUP BY 1
+            """,
+            (source, ingest_date),
+        ).fetchall()
+        return {k: int(v) for k, v in rows}

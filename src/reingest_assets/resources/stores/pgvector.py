@@ -1,0 +1,191 @@
+"""DocumentChunk_v2 in Postgres with pgvector: the local (embedded) chunk store.
+
+Same properties as the Weaviate collection, a nullable vector column (filled only when an
+embedder is configured) and a full-text index over title and text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import sql
+
+from reingest_assets.domain.document import Chunk
+from reingest_assets.resources.stores import StoredChunk
+
+COLUMNS = (
+    "uuid",
+    "parent_uid",
+    "source",
+    "title",
+    "text",
+    "section",
+    "published_at",
+    "year",
+    "tokens",
+    "n_sentences",
+    "quality_total",
+    "meta",
+    "vector",
+)
+
+
+class PgVectorChunkStore:
+    name = "pgvector"
+
+    def __init__(self, url: str, *, table: str = "document_chunk_v2", schema: str = "reingest"):
+        self.url = url
+        self.table = sql.Identifier(schema, table)
+        self.target = f"pgvector:{schema}.{table}"
+        self._schema = schema
+        self._table_name = table
+        self._conn: psycopg.Connection[Any] | None = None
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.url, autocommit=True)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def ensure_schema(self) -> None:
+        index = sql.Identifier(f"{self._table_name}_parent_uid_idx")
+        fts = sql.Identifier(f"{self._table_name}_fts_idx")
+        with self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.target,))
+            self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            self.conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self._schema))
+            )
+            self.conn.execute(
+                sql.SQL(
+                    """
+                    CREATE TABLE IF NOT EXISTS {} (
+                        uuid           uuid PRIMARY KEY,
+                        parent_uid     text NOT NULL,
+                        source         text NOT NULL,
+                        title          text,
+                        text           text NOT NULL,
+                        section        text,
+                        published_at   date,
+                        year           integer,
+                        tokens         integer NOT NULL,
+                        n_sentences    integer NOT NULL,
+                        quality_total  double precision,
+                        meta           jsonb NOT NULL,
+                        vector         vector
+                    )
+                    """
+                ).format(self.table)
+            )
+            self.conn.execute(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (parent_uid)").format(
+                    index, self.table
+                )
+            )
+            self.conn.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} USING gin "
+                    "(to_tsvector('english', coalesce(title, '') || ' ' || text))"
+                ).format(fts, self.table)
+            )
+
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]] | None = None
+    ) -> dict[str, str]:
+        """COPY into a temp table, then one INSERT .. ON CONFLICT: a batch is one round trip and
+        all-or-nothing, so either every chunk of the batch landed or the call raises."""
+        if not chunks:
+            return {}
+        cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        updates = sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in COLUMNS[1:]
+        )
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS chunks_in (LIKE {} INCLUDING DEFAULTS)"
+                    " ON COMMIT DELETE ROWS"
+                ).format(self.table)
+            )
+            with cur.copy(sql.SQL("COPY chunks_in ({}) FROM STDIN").format(cols)) as copy:
+                for i, c in enumerate(chunks):
+                    vector = (
+                        "[" + ",".join(map(repr, vectors[i])) + "]" if vectors is not None else None
+                    )
+                    copy.write_row(
+                        (
+                            c.uuid,
+                            c.parent_uid,
+                            c.source,
+                            c.title,
+                            c.text,
+                            c.section,
+                            c.published_at,
+                            c.year,
+                            c.tokens,
+                            c.n_sentences,
+                            c.quality_total,
+                            orjson.dumps(c.meta).decode(),
+                            vector,
+                        )
+                    )
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {t} ({cols}) SELECT {cols} FROM chunks_in"
+                    " ON CONFLICT (uuid) DO UPDATE SET {updates}"
+                ).format(t=self.table, cols=cols, updates=updates)
+            )
+        return {}
+
+    def delete(self, uuids: Sequence[str]) -> int:
+        if not uuids:
+            return 0
+        cur = self.conn.execute(
+            sql.SQL("DELETE FROM {} WHERE uuid = ANY(%s::uuid[])").format(self.table),
+            (list(uuids),),
+        )
+        return cur.rowcount
+
+    def delete_parents(self, parent_uids: Sequence[str]) -> int:
+        if not parent_uids:
+            return 0
+        cur = self.conn.execute(
+            sql.SQL("DELETE FROM {} WHERE parent_uid = ANY(%s)").format(self.table),
+            (list(parent_uids),),
+        )
+        return cur.rowcount
+
+    def count(self, parent_uids: Sequence[str] | None = None) -> int:
+        if parent_uids is None:
+            row = self.conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(self.table)
+            ).fetchone()
+        else:
+            row = self.conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE parent_uid = ANY(%s)").format(self.table),
+                (list(parent_uids),),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def fetch(self, parent_uids: Sequence[str]) -> Iterator[StoredChunk]:
+        props = COLUMNS[1:-1]
+        cur = self.conn.execute(
+            sql.SQL(
+                "SELECT uuid::text, {} FROM {} WHERE parent_uid = ANY(%s) ORDER BY uuid"
+            ).format(sql.SQL(", ").join(map(sql.Identifier, props)), self.table),
+            (list(parent_uids),),
+        )
+        for row in cur:
+            values = dict(zip(props, row[1:], strict=True))
+            if values["published_at"] is not None:
+                values["published_at"] = values["published_at"].isoformat()
+            yield StoredChunk(uuid=row[0], parent_uid=values["parent_uid"], properties=values)
