@@ -26,7 +26,9 @@ class RegistryRow:
     s3_raw_uri: str
     content_hash: str | None
     updated_at: datetime
-    unchanged: bool  # the ledger already holds this content, chunker version and embedder
+    # Nothing to do: the ledger already holds this content with this chunker and embedder, or
+    # this very content already failed as bad data (retrying it cannot succeed).
+    unchanged: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,8 @@ class LedgerEntry:
     source: str
     ingest_date: str
     content_hash: str
+    chunker_version: str
+    embedder_id: str
     chunk_uuids: list[str]
 
 
@@ -139,6 +143,9 @@ class Registry:
                    COALESCE(l.content_hash = d.content_hash
                             AND l.chunker_version = %(cv)s
                             AND l.embedder_id = %(eid)s, false)
+                   OR EXISTS (SELECT 1 FROM reingest.ingestion_failures f
+                              WHERE f.uid = d.uid AND f.resolved_at IS NULL AND f.kind = 'data'
+                                AND f.content_hash IS NOT DISTINCT FROM d.content_hash)
             FROM documents d
             LEFT JOIN reingest.ledger l ON l.target = %(target)s AND l.uid = d.uid
             WHERE d.source = %(source)s
@@ -168,6 +175,31 @@ class Registry:
             if len(rows) < batch_size:
                 return
 
+    def upsert_documents(self, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Register documents ``(uid, source, source_id, title, published_at, s3_raw_uri,
+        content_hash, created_at, updated_at)`` as the existing service does (demo and tests)."""
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS documents_in (LIKE documents) ON COMMIT DROP"
+            )
+            n = 0
+            with cur.copy("COPY documents_in FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    n += 1
+            cur.execute(
+                """
+                INSERT INTO documents SELECT * FROM documents_in
+                ON CONFLICT (uid) DO UPDATE SET
+                    source = EXCLUDED.source, source_id = EXCLUDED.source_id,
+                    title = EXCLUDED.title, published_at = EXCLUDED.published_at,
+                    s3_raw_uri = EXCLUDED.s3_raw_uri, content_hash = EXCLUDED.content_hash,
+                    updated_at = EXCLUDED.updated_at
+                WHERE documents.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+                """
+            )
+        return n
+
     def partition_summary(self, source: str, ingest_date: str) -> tuple[int, str]:
         """(document count, data version) of a partition: the version changes whenever a
         document is added, removed or its content changes."""
@@ -188,11 +220,28 @@ class Registry:
 
     def ledger_lookup(self, target: str, uids: Sequence[str]) -> dict[str, LedgerEntry]:
         rows = self.conn.execute(
-            "SELECT uid, source, ingest_date::text, content_hash, chunk_uuids::text[]"
-            " FROM reingest.ledger WHERE target = %s AND uid = ANY(%s)",
+            "SELECT uid, source, ingest_date::text, content_hash, chunker_version, embedder_id,"
+            " chunk_uuids::text[] FROM reingest.ledger WHERE target = %s AND uid = ANY(%s)",
             (target, list(uids)),
         ).fetchall()
-        return {r[0]: LedgerEntry(r[0], r[1], r[2], r[3], list(r[4])) for r in rows}
+        return {r[0]: LedgerEntry(*r[:6], list(r[6])) for r in rows}
+
+    def removed_documents(self, target: str, source: str, ingest_date: str) -> list[str]:
+        """Ledger documents of this partition that the registry no longer has at all."""
+        rows = self.conn.execute(
+            """
+            SELECT l.uid FROM reingest.ledger l
+            WHERE l.target = %s AND l.source = %s AND l.ingest_date = %s
+              AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.uid = l.uid)
+            """,
+            (target, source, ingest_date),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def forget(self, target: str, uids: Sequence[str]) -> None:
+        self.conn.execute(
+            "DELETE FROM reingest.ledger WHERE target = %s AND uid = ANY(%s)", (target, list(uids))
+        )
 
     def record_written(
         self,

@@ -1,0 +1,171 @@
+"""The asset graph: raw_documents (observed) → normalized_documents → document_chunks_v2.
+
+Assets write to their stores themselves and return ``MaterializeResult``: an IO manager cannot
+store one output for the many partitions of a single-run backfill. A backfill of N dates runs as
+one run per source; each asset walks ``context.partition_keys`` one partition at a time.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetObservation,
+    BackfillPolicy,
+    Config,
+    DataVersion,
+    DataVersionsByPartition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    observable_source_asset,
+)
+from pydantic import Field
+
+from reingest_assets.dagster_resources import ReingestResource
+from reingest_assets.engine.runner import (
+    Partition,
+    StageReport,
+    chunk_partition,
+    normalize_partition,
+)
+from reingest_assets.partitions import build_partitions
+from reingest_assets.settings import Settings
+
+SETTINGS = Settings()
+PARTITIONS = build_partitions(SETTINGS)
+GROUP = "reingest"
+
+
+class ReingestRunConfig(Config):  # type: ignore[misc]
+    force: bool = Field(default=False, description="rewrite documents even when unchanged")
+    uids: list[str] = Field(
+        default_factory=list, description="only these documents (repair runs); empty: all"
+    )
+
+
+@observable_source_asset(partitions_def=PARTITIONS, group_name=GROUP)
+def raw_documents(context: Any, reingest: ReingestResource) -> DataVersionsByPartition:
+    """What the registry holds per partition: the data version changes whenever a document is
+    added, removed or its content hash changes, so downstream partitions show as stale."""
+    registry = reingest.postgres.registry()
+    try:
+        versions = {}
+        for key in PARTITIONS.get_partition_keys():
+            part = Partition.from_key(key)
+            count, digest = registry.partition_summary(part.source, part.ingest_date)
+            versions[key] = DataVersion(f"{count}:{digest}")
+        return DataVersionsByPartition(versions)
+    finally:
+        registry.close()
+
+
+def _report_metadata(reports: list[StageReport]) -> dict[str, Any]:
+    total = StageReport(",".join(r.partition for r in reports))
+    for r in reports:
+        for name in (
+            "docs_in",
+            "docs_written",
+            "docs_skipped",
+            "docs_failed",
+            "docs_deleted",
+            "chunks_written",
+            "chunks_deleted",
+            "seconds",
+        ):
+            setattr(total, name, getattr(total, name) + getattr(r, name))
+        for stage, s in r.stage_seconds.items():
+            total.stage_seconds[stage] = total.stage_seconds.get(stage, 0.0) + s
+    return _metadata(total, partitions=len(reports))
+
+
+def _metadata(r: StageReport, partitions: int = 1) -> dict[str, Any]:
+    return {
+        "partitions": partitions,
+        "docs_in": r.docs_in,
+        "docs_written": r.docs_written,
+        "docs_skipped": r.docs_skipped,
+        "docs_failed": r.docs_failed,
+        "docs_deleted": r.docs_deleted,
+        "chunks_written": r.chunks_written,
+        "chunks_deleted": r.chunks_deleted,
+        "docs_per_minute": MetadataValue.float(round(r.docs_per_minute, 1)),
+        "duration_s": MetadataValue.float(round(r.seconds, 3)),
+        "stage_seconds": MetadataValue.json({k: round(v, 3) for k, v in r.stage_seconds.items()}),
+        "failures_by_stage": MetadataValue.json(dict(r.failures_by_stage)),
+    }
+
+
+def _observe_each(
+    context: AssetExecutionContext, key: AssetKey, reports: Iterable[StageReport]
+) -> list[StageReport]:
+    """Per-partition figures as observations: one materialization result covers the whole
+    range of a single-run backfill, so each partition's own numbers are logged here."""
+    done = []
+    for report in reports:
+        context.log_event(
+            AssetObservation(asset_key=key, partition=report.partition, metadata=_metadata(report))
+        )
+        context.log.info(f"{key.to_user_string()} {report.partition}: {report.as_dict()}")
+        done.append(report)
+    return done
+
+
+@asset(
+    partitions_def=PARTITIONS,
+    deps=[raw_documents],
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name=GROUP,
+    kinds={"parquet"},
+)
+def normalized_documents(
+    context: AssetExecutionContext, config: ReingestRunConfig, reingest: ReingestResource
+) -> MaterializeResult:
+    """New or changed documents of each partition, fetched, parsed and normalized into one
+    Parquet object per partition. Bad records land in ingestion_failures; the run goes on."""
+    pipeline = reingest.pipeline(context.run_id, context.log.info)
+    try:
+        reports = _observe_each(
+            context,
+            context.asset_key,
+            (
+                normalize_partition(
+                    pipeline, Partition.from_key(k), uids=config.uids or None, force=config.force
+                )
+                for k in context.partition_keys
+            ),
+        )
+    finally:
+        pipeline.close()
+    return MaterializeResult(metadata=_report_metadata(reports))
+
+
+@asset(
+    partitions_def=PARTITIONS,
+    deps=[normalized_documents],
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name=GROUP,
+    kinds={"postgres"},
+)
+def document_chunks_v2(
+    context: AssetExecutionContext, config: ReingestRunConfig, reingest: ReingestResource
+) -> MaterializeResult:
+    """Chunks of each partition's documents in DocumentChunk_v2, with deterministic UUIDs:
+    unchanged documents are skipped, shrunk documents lose their stale tail, failures are
+    recorded and the run goes on."""
+    pipeline = reingest.pipeline(context.run_id, context.log.info)
+    try:
+        reports = _observe_each(
+            context,
+            context.asset_key,
+            (
+                chunk_partition(
+                    pipeline, Partition.from_key(k), uids=config.uids or None, force=config.force
+                )
+                for k in context.partition_keys
+            ),
+        )
+    finally:
+        pipeline.close()
+    return MaterializeResult(metadata=_report_metadata(reports))

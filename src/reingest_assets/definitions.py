@@ -1,0 +1,63 @@
+"""The one ``Definitions`` of the reingest code location."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, EnvVar
+from dagster_aws.s3 import S3Resource
+
+from reingest_assets.assets import SETTINGS, document_chunks_v2, normalized_documents, raw_documents
+from reingest_assets.dagster_resources import (
+    ChunkStoreResource,
+    ObjectStoreResource,
+    PostgresResource,
+    ReingestResource,
+)
+from reingest_assets.jobs import reingest_job
+from reingest_assets.settings import Settings
+
+
+def _secret(name: str) -> str | EnvVar:
+    """An env var's value for Dagster without showing it: EnvVar when set, else empty."""
+    return EnvVar(name) if os.environ.get(name) else ""
+
+
+def build_resources(settings: Settings) -> ReingestResource:
+    return ReingestResource(
+        postgres=PostgresResource(
+            url=_secret("REINGEST_DATABASE_URL"), embedded_dir=str(settings.pg_dir)
+        ),
+        object_store=ObjectStoreResource(
+            kind=settings.object_store,
+            bucket=settings.bucket,
+            local_root=str(settings.objects_dir),
+            s3=S3Resource(
+                endpoint_url=settings.s3_endpoint_url or None,
+                region_name=settings.s3_region,
+                aws_access_key_id=_secret("AWS_ACCESS_KEY_ID") or None,
+                aws_secret_access_key=_secret("AWS_SECRET_ACCESS_KEY") or None,
+            ),
+        ),
+        chunk_store=ChunkStoreResource(
+            kind=settings.store,
+            weaviate_http_host=os.environ.get("REINGEST_WEAVIATE_HTTP_HOST", "localhost"),
+            weaviate_http_port=int(os.environ.get("REINGEST_WEAVIATE_HTTP_PORT", "8080")),
+            weaviate_grpc_host=os.environ.get("REINGEST_WEAVIATE_GRPC_HOST", "localhost"),
+            weaviate_grpc_port=int(os.environ.get("REINGEST_WEAVIATE_GRPC_PORT", "50051")),
+            weaviate_cloud_url=os.environ.get("REINGEST_WEAVIATE_CLOUD_URL", ""),
+            weaviate_api_key=_secret("REINGEST_WEAVIATE_API_KEY"),
+            weaviate_vectorizer=os.environ.get("REINGEST_WEAVIATE_VECTORIZER", "text2vec-openai"),
+            weaviate_alias=os.environ.get("REINGEST_WEAVIATE_ALIAS", ""),
+        ),
+        batch_size=settings.batch_size,
+        workers=settings.workers,
+        max_attempts=settings.max_attempts,
+    )
+
+
+defs = Definitions(
+    assets=[raw_documents, normalized_documents, document_chunks_v2],
+    jobs=[reingest_job],
+    resources={"reingest": build_resources(SETTINGS)},
+)

@@ -1,0 +1,399 @@
+"""The streaming per-partition runner: registry → object store → normalize → Parquet, and
+Parquet → chunk → embed → chunk store → ledger. Bounded batches end to end; no Dagster here.
+
+The CLI, the benchmark and the Dagster assets all drive these functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig
+from reingest_assets.domain.failures import DocumentError, Failure
+from reingest_assets.engine.progress import Progress
+from reingest_assets.engine.workers import (
+    ChunkedItem,
+    NormalizedItem,
+    RawItem,
+    WorkerPool,
+    chunk_rows,
+    normalize_items,
+    slices,
+)
+from reingest_assets.resources.object_store import ObjectStore
+from reingest_assets.resources.registry import LedgerEntry, Registry, RegistryRow
+from reingest_assets.resources.stores import ChunkStore
+
+WORKER_SLICE = 250  # documents per task sent to a worker process
+
+NORMALIZED_SCHEMA = pa.schema(
+    [
+        ("uid", pa.string()),
+        ("source", pa.string()),
+        ("source_id", pa.string()),
+        ("title", pa.string()),
+        ("section_labels", pa.list_(pa.string())),
+        ("section_texts", pa.list_(pa.string())),
+        ("authors", pa.list_(pa.string())),
+        ("journal", pa.string()),
+        ("mesh_terms", pa.list_(pa.string())),
+        ("doi", pa.string()),
+        ("pmc_id", pa.string()),
+        ("published_at", pa.string()),
+        ("language", pa.string()),
+        ("publication_types", pa.list_(pa.string())),
+        ("extra", pa.string()),
+        ("content_hash", pa.string()),
+        ("ingest_date", pa.string()),
+    ]
+)
+
+
+class Embedder(Protocol):
+    id: str
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    source: str
+    ingest_date: str  # YYYY-MM-DD
+
+    @property
+    def key(self) -> str:
+        """Dagster's multi-partition key: dimensions ordered by name (ingest_date, source)."""
+        return f"{self.ingest_date}|{self.source}"
+
+    @classmethod
+    def from_key(cls, key: str) -> Partition:
+        ingest_date, source = key.split("|")
+        return cls(source=source, ingest_date=ingest_date)
+
+    @property
+    def normalized_uri(self) -> str:
+        return f"normalized/source={self.source}/ingest_date={self.ingest_date}/documents.parquet"
+
+
+@dataclass
+class Pipeline:
+    """Everything one engine run needs. Built by the Dagster resources or by the CLI."""
+
+    registry: Registry
+    objects: ObjectStore
+    store: ChunkStore
+    run_id: str
+    embedder: Embedder | None = None
+    batch_size: int = 2000
+    workers: int = 2
+    max_attempts: int = 3
+    chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
+    log: Callable[[str], None] = print
+    _pool: WorkerPool | None = None
+
+    @property
+    def embedder_id(self) -> str:
+        return self.embedder.id if self.embedder is not None else "none"
+
+    @property
+    def pool(self) -> WorkerPool:
+        if self._pool is None:
+            self._pool = WorkerPool(self.workers)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+@dataclass
+class StageReport:
+    partition: str
+    docs_in: int = 0
+    docs_written: int = 0
+    docs_skipped: int = 0
+    docs_failed: int = 0
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    docs_deleted: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    failures_by_stage: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def docs_per_minute(self) -> float:
+        return self.docs_in / self.seconds * 60 if self.seconds > 0 else 0.0
+
+    def timed(self, stage: str, start: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - start
+
+    def add_failures(self, failures: Sequence[Failure]) -> None:
+        self.docs_failed += len(failures)
+        for f in failures:
+            self.failures_by_stage[f.stage] = self.failures_by_stage.get(f.stage, 0) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "partition": self.partition,
+            "docs_in": self.docs_in,
+            "docs_written": self.docs_written,
+            "docs_skipped": self.docs_skipped,
+            "docs_failed": self.docs_failed,
+            "docs_deleted": self.docs_deleted,
+            "chunks_written": self.chunks_written,
+            "chunks_deleted": self.chunks_deleted,
+            "seconds": round(self.seconds, 3),
+            "docs_per_minute": round(self.docs_per_minute, 1),
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "failures_by_stage": dict(self.failures_by_stage),
+        }
+
+
+# -- stage 1: raw → normalized Parquet ---------------------------------------------------------
+
+
+def _fetch(
+    p: Pipeline, rows: list[RegistryRow], part: Partition
+) -> tuple[list[RawItem], list[Failure]]:
+    items: list[RawItem] = []
+    failures: list[Failure] = []
+    for row, (_, result) in zip(rows, p.objects.get_many(r.s3_raw_uri for r in rows), strict=True):
+        if isinstance(result, BaseException):
+            failures.append(
+                Failure.from_exception(
+                    result,
+                    uid=row.uid,
+                    source=row.source,
+                    ingest_date=part.ingest_date,
+                    stage="fetch",
+                    content_hash=row.content_hash,
+                )
+            )
+        else:
+            items.append(
+                RawItem(
+                    row.uid, row.source, row.source_id, part.ingest_date, row.content_hash, result
+                )
+            )
+    return items, failures
+
+
+def normalize_partition(
+    p: Pipeline, part: Partition, *, uids: Sequence[str] | None = None, force: bool = False
+) -> StageReport:
+    """Normalize the partition's new or changed documents into one Parquet object, streamed in
+    row groups of ``batch_size``. Unchanged documents (per the ledger) are skipped before their
+    raw object is fetched, so an unchanged partition costs one indexed scan of the registry."""
+    report = StageReport(part.key)
+    started = time.perf_counter()
+    total, _ = p.registry.partition_summary(part.source, part.ingest_date)
+    progress = Progress(f"normalize {part.key}", total if uids is None else len(uids), p.log)
+    with tempfile.TemporaryDirectory(prefix="reingest-") as tmp:
+        path = Path(tmp) / "documents.parquet"
+        with pq.ParquetWriter(path, NORMALIZED_SCHEMA, compression="zstd") as writer:
+            for rows, items, fetch_failures in _prefetched_pages(p, part, uids, force, report):
+                t = time.perf_counter()
+                results = [
+                    r
+                    for batch in p.pool.map_ordered(normalize_items, slices(items, WORKER_SLICE))
+                    for r in batch
+                ]
+                report.timed("normalize", t)
+                failures = fetch_failures + [r for r in results if isinstance(r, Failure)]
+                normalized = [r.row for r in results if isinstance(r, NormalizedItem)]
+                t = time.perf_counter()
+                if normalized:
+                    writer.write_table(pa.Table.from_pylist(normalized, schema=NORMALIZED_SCHEMA))
+                report.timed("write", t)
+                _record_failures(p, report, failures)
+                report.docs_written += len(normalized)
+                progress.advance(len(rows))
+        t = time.perf_counter()
+        p.objects.upload_file(part.normalized_uri, path)
+        report.timed("write", t)
+    report.seconds = time.perf_counter() - started
+    progress.done()
+    return report
+
+
+def _prefetched_pages(
+    p: Pipeline, part: Partition, uids: Sequence[str] | None, force: bool, report: StageReport
+) -> Iterator[tuple[list[RegistryRow], list[RawItem], list[Failure]]]:
+    """Registry pages with their raw objects fetched (concurrently, by the object store)."""
+    t = time.perf_counter()
+    for rows in p.registry.iter_partition(
+        part.source,
+        part.ingest_date,
+        target=p.store.target,
+        chunker_version=CHUNKER_VERSION,
+        embedder_id=p.embedder_id,
+        batch_size=p.batch_size,
+        uids=uids,
+    ):
+        report.docs_in += len(rows)
+        todo = rows if force else [r for r in rows if not r.unchanged]
+        report.docs_skipped += len(rows) - len(todo)
+        report.timed("read", t)
+        t = time.perf_counter()
+        items, failures = _fetch(p, todo, part) if todo else ([], [])
+        report.timed("fetch", t)
+        yield rows, items, failures
+        t = time.perf_counter()
+
+
+def _record_failures(p: Pipeline, report: StageReport, failures: list[Failure]) -> None:
+    if failures:
+        p.registry.record_failures(failures, run_id=p.run_id, max_attempts=p.max_attempts)
+        report.add_failures(failures)
+
+
+# -- stage 2: normalized Parquet → chunks in the store -----------------------------------------
+
+
+def _normalized_batches(
+    p: Pipeline, part: Partition, uids: Sequence[str] | None
+) -> Iterator[list[dict[str, Any]]]:
+    wanted = set(uids) if uids is not None else None
+    with tempfile.TemporaryDirectory(prefix="reingest-") as tmp:
+        path = Path(tmp) / "documents.parquet"
+        if not p.objects.download_file(part.normalized_uri, path):
+            raise FileNotFoundError(
+                f"no normalized documents for partition {part.key} ({part.normalized_uri}): "
+                "materialize normalized_documents for it first"
+            )
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=p.batch_size):
+            rows = batch.to_pylist()
+            yield rows if wanted is None else [r for r in rows if r["uid"] in wanted]
+
+
+def chunk_partition(
+    p: Pipeline,
+    part: Partition,
+    *,
+    uids: Sequence[str] | None = None,
+    force: bool = False,
+) -> StageReport:
+    """Chunk the partition's normalized documents and write them: upsert new chunks, then delete
+    the stale tail, then record the ledger (a crash anywhere redoes at most the batch in flight)."""
+    report = StageReport(part.key)
+    started = time.perf_counter()
+    progress = Progress(f"chunk {part.key}", None, p.log)
+    chunker = functools.partial(chunk_rows, config=p.chunker)
+    for rows in _normalized_batches(p, part, uids):
+        report.docs_in += len(rows)
+        t = time.perf_counter()
+        previous = p.registry.ledger_lookup(p.store.target, [r["uid"] for r in rows])
+        todo = rows if force else [r for r in rows if not _unchanged(p, r, previous.get(r["uid"]))]
+        report.docs_skipped += len(rows) - len(todo)
+        report.timed("plan", t)
+        t = time.perf_counter()
+        results = [
+            r for batch in p.pool.map_ordered(chunker, slices(todo, WORKER_SLICE)) for r in batch
+        ]
+        report.timed("chunk", t)
+        failures = [r for r in results if isinstance(r, Failure)]
+        chunked = [r for r in results if isinstance(r, ChunkedItem)]
+        written, store_failures = _write_chunked(p, chunked, previous, report)
+        _record_failures(p, report, failures + store_failures)
+        report.docs_written += written
+        progress.advance(len(rows))
+    if uids is None:
+        report.docs_deleted, deleted_chunks = _delete_removed_documents(p, part)
+        report.chunks_deleted += deleted_chunks
+    report.seconds = time.perf_counter() - started
+    progress.done()
+    return report
+
+
+def _unchanged(p: Pipeline, row: dict[str, Any], entry: LedgerEntry | None) -> bool:
+    return (
+        entry is not None
+        and entry.content_hash == row["content_hash"]
+        and entry.chunker_version == CHUNKER_VERSION
+        and entry.embedder_id == p.embedder_id
+    )
+
+
+def _write_chunked(
+    p: Pipeline,
+    chunked: list[ChunkedItem],
+    previous: dict[str, LedgerEntry],
+    report: StageReport,
+) -> tuple[int, list[Failure]]:
+    """Write a batch's documents; returns (documents written, store/embed failures)."""
+    if not chunked:
+        return 0, []
+    failures: list[Failure] = []
+    chunks = [c for item in chunked for c in item.chunks]
+    vectors = None
+    if p.embedder is not None:
+        t = time.perf_counter()
+        try:
+            vectors = p.embedder.embed([c.text for c in chunks])
+        except Exception as exc:
+            report.timed("embed", t)
+            return 0, [_failure(item, exc, "embed") for item in chunked]
+        report.timed("embed", t)
+    t = time.perf_counter()
+    try:
+        failed = p.store.upsert(chunks, vectors)
+    except Exception as exc:  # the store refused the whole batch, after its own retries
+        report.timed("store", t)
+        return 0, [_failure(item, exc, "store") for item in chunked]
+    ok = [item for item in chunked if item.uid not in failed]
+    failures += [
+        _failure(item, DocumentError("store", failed[item.uid], kind="transient"), "store")
+        for item in chunked
+        if item.uid in failed
+    ]
+    stale = [
+        u
+        for item in ok
+        if item.uid in previous
+        for u in set(previous[item.uid].chunk_uuids) - {c.uuid for c in item.chunks}
+    ]
+    report.chunks_deleted += p.store.delete(stale) if stale else 0
+    report.timed("store", t)
+    t = time.perf_counter()
+    p.registry.record_written(
+        p.store.target,
+        [(i.uid, i.source, i.ingest_date, i.content_hash, [c.uuid for c in i.chunks]) for i in ok],
+        chunker_version=CHUNKER_VERSION,
+        embedder_id=p.embedder_id,
+        run_id=p.run_id,
+    )
+    report.timed("ledger", t)
+    report.chunks_written += sum(len(i.chunks) for i in ok)
+    return len(ok), failures
+
+
+def _failure(item: ChunkedItem, exc: BaseException, stage: str) -> Failure:
+    return Failure.from_exception(
+        exc,
+        uid=item.uid,
+        source=item.source,
+        ingest_date=item.ingest_date,
+        stage=stage,  # type: ignore[arg-type]
+        content_hash=item.content_hash,
+    )
+
+
+def _delete_removed_documents(p: Pipeline, part: Partition) -> tuple[int, int]:
+    """Documents the ledger holds for this partition but the registry no longer has: their
+    chunks and ledger rows go (documents that moved to a later partition are not touched)."""
+    removed = p.registry.removed_documents(p.store.target, part.source, part.ingest_date)
+    if not removed:
+        return 0, 0
+    deleted = p.store.delete_parents(removed)
+    p.registry.forget(p.store.target, removed)
+    return len(removed), deleted

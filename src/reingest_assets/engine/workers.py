@@ -1,0 +1,144 @@
+"""CPU-bound work (parsing, normalizing, tokenizing, chunking) on every core.
+
+Functions here run inside worker processes: module-level, picklable in and out, no I/O.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from reingest_assets.domain.chunker import ChunkerConfig, chunk_document
+from reingest_assets.domain.document import Chunk, Document
+from reingest_assets.domain.failures import DocumentError, Failure
+from reingest_assets.domain.pubmed import normalize_record
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    uid: str
+    source: str
+    source_id: str
+    ingest_date: str
+    content_hash: str | None
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedItem:
+    row: dict[str, Any]  # Document.to_row() plus the registry's content hash and ingest date
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkedItem:
+    uid: str
+    source: str
+    ingest_date: str
+    content_hash: str
+    chunks: list[Chunk]
+
+
+def normalize_items(items: list[RawItem]) -> list[NormalizedItem | Failure]:
+    out: list[NormalizedItem | Failure] = []
+    for item in items:
+        try:
+            doc = normalize_record(item.data, source=item.source, expected_source_id=item.source_id)
+            if doc.uid != item.uid:
+                raise DocumentError(
+                    "normalize", f"record is {doc.uid} but the registry row is {item.uid}"
+                )
+            row = doc.to_row()
+            row["content_hash"] = item.content_hash or doc.content_hash()
+            row["ingest_date"] = item.ingest_date
+            out.append(NormalizedItem(row))
+        except Exception as exc:  # one bad record never stops the batch
+            out.append(
+                Failure.from_exception(
+                    exc,
+                    uid=item.uid,
+                    source=item.source,
+                    ingest_date=item.ingest_date,
+                    stage="normalize",
+                    content_hash=item.content_hash,
+                )
+            )
+    return out
+
+
+def chunk_rows(rows: list[dict[str, Any]], config: ChunkerConfig) -> list[ChunkedItem | Failure]:
+    out: list[ChunkedItem | Failure] = []
+    for row in rows:
+        try:
+            doc = Document.from_row(row)
+            chunks = chunk_document(doc, config)
+            out.append(
+                ChunkedItem(doc.uid, doc.source, row["ingest_date"], row["content_hash"], chunks)
+            )
+        except Exception as exc:
+            out.append(
+                Failure.from_exception(
+                    exc,
+                    uid=row["uid"],
+                    source=row["source"],
+                    ingest_date=row["ingest_date"],
+                    stage="chunk",
+                    content_hash=row["content_hash"],
+                )
+            )
+    return out
+
+
+class WorkerPool:
+    """A process pool used for one engine run (started once, not per partition or batch).
+
+    ``map_ordered`` keeps at most ``window`` slices in flight, so memory stays bounded whatever
+    the input size, while the caller's I/O overlaps the workers' CPU.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: Executor | None = None
+        if workers > 1:
+            # spawn: the parent may hold threads (Dagster, gRPC, DB pools) that fork would copy.
+            self._executor = ProcessPoolExecutor(
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            )
+
+    def map_ordered(
+        self, fn: Callable[[list[T]], list[R]], slices: Iterable[list[T]], window: int = 0
+    ) -> Iterator[list[R]]:
+        if self._executor is None:
+            for s in slices:
+                yield fn(s)
+            return
+        window = window or self.workers * 2
+        pending: deque[Future[list[R]]] = deque()
+        for s in slices:
+            pending.append(self._executor.submit(fn, s))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def slices(items: list[T], size: int) -> Iterator[list[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,47 @@
+"""The registry's migrations and failure bookkeeping, on a real Postgres."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from reingest_assets.domain.failures import Failure
+from reingest_assets.resources.registry import Registry
+
+
+def test_migrations_apply_once_even_when_two_runs_start_at_once(pg_url: str) -> None:
+    registries = [Registry(pg_url) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        applied = list(pool.map(lambda r: r.migrate(), registries))
+    assert sorted(len(a) for a in applied)[-1] >= 1
+    assert sum(len(a) for a in applied) == len(max(applied, key=len))  # each applied exactly once
+    assert Registry(pg_url).migrate() == []
+
+
+def _failure(uid: str, stage: str = "parse") -> Failure:
+    return Failure(uid, "pubmed", "2026-11-03", stage, "data", "ValueError", "bad", "h1")  # type: ignore[arg-type]
+
+
+def test_a_repeated_failure_bumps_attempts_and_turns_permanent_at_the_limit(pg_url: str) -> None:
+    registry = Registry(pg_url)
+    registry.migrate()
+    for _ in range(3):
+        registry.record_failures([_failure("pubmed:1")], run_id="r", max_attempts=3)
+    rows = registry.conn.execute(
+        "SELECT attempts, permanent FROM reingest.ingestion_failures WHERE uid = 'pubmed:1'"
+    ).fetchall()
+    assert rows == [(3, True)]
+    assert registry.open_failures() == []  # permanent failures are not retried
+
+
+def test_writing_a_document_resolves_its_open_failure(pg_url: str) -> None:
+    registry = Registry(pg_url)
+    registry.migrate()
+    registry.record_failures([_failure("pubmed:2", "store")], run_id="r1", max_attempts=3)
+    registry.record_written(
+        "t", [("pubmed:2", "pubmed", "2026-11-03", "h2", [])],
+        chunker_version="c", embedder_id="none", run_id="r2",
+    )
+    resolved = registry.conn.execute(
+        "SELECT resolved_run_id FROM reingest.ingestion_failures WHERE uid = 'pubmed:2'"
+    ).fetchall()
+    assert resolved == [("r2",)]
