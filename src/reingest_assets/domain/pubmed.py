@@ -34,6 +34,8 @@ _DATE_TOKEN = re.compile(r"[^\W\d_]+|\d+")
 _DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
 _HEADING_COLONS = (":", "\uff1a")  # ASCII and full-width (Chinese abstracts)
 _MAX_HEADING_CHARS = 60
+# NlmCategory / Label values that mean "this part has no label".
+_NO_LABEL = ("UNASSIGNED", "UNLABELLED")
 
 # First month of a month name or season; seasons as PubMed writes them in <Season>/MedlineDate.
 _MONTHS = {
@@ -657,12 +659,17 @@ def _xml_sections(abstract: etree._Element | None) -> tuple[Section, ...]:
 
 def _label(label: str | None) -> str | None:
     label = _collapse(label)
-    return None if not label or label.upper() == "UNASSIGNED" else label
+    return None if not label or label.upper() in _NO_LABEL else label
 
 
 def _merge_unlabelled(parts: list[tuple[str | None, str]]) -> tuple[Section, ...]:
     """Sections with text; an abstract with no label at all is one unstructured section."""
-    sections = [Section(label, text) for label, raw in parts if (text := _collapse(raw))]
+    sections = [
+        # "<AbstractText Label="METHODS">: We ..." happens: the colon belongs to the label.
+        Section(label, text.removeprefix(": ") if label else text)
+        for label, raw in parts
+        if (text := _collapse(raw))
+    ]
     if len(sections) > 1 and all(section.label is None for section in sections):
         return (Section(None, " ".join(section.text for section in sections)),)
     return tuple(sections)
