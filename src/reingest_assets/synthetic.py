@@ -1,0 +1,967 @@
+"""A synthetic PubMed-like corpus for ``reingest demo`` and ``reingest bench``.
+
+Records are raw objects as the registry points at them: the original service's JSON (plain, gzip,
+zstd, or inside its fetch envelope) and PubMed XML, with a share of deliberately bad ones.
+Shapes and lengths follow real PubMed (structured vs. unstructured abstracts, abstract lengths,
+author and MeSH counts); the text is built from a small biomedical vocabulary so it tokenizes
+like real prose. Generation is a single pass over precomputed pools (one random stream, low
+compression levels) so a million records take seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cache, lru_cache
+from typing import Any, TypeVar
+
+import orjson
+import zstandard
+from lxml import etree
+
+from reingest_assets.domain.ids import document_uid
+
+FORMATS = ("json", "json.gz", "envelope.json", "xml", "json.zst")
+MALFORMED_KINDS = (
+    "truncated_json",
+    "invalid_utf8",
+    "missing_pmid",
+    "wrong_types",
+    "truncated_gzip",
+    "xml_external_entity",
+)
+FIRST_PMID = 30_000_000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticRecord:
+    source: str
+    source_id: str
+    uid: str
+    title: str
+    published_at: str | None
+    ingest_date: str  # YYYY-MM-DD: the registry created_at/updated_at date
+    key: str  # object key: raw/<source>/<ingest_date>/<source_id>.<format>
+    data: bytes  # the raw object bytes as stored
+    content_hash: str  # sha256 hex of ``data``, as the registry stores it
+    malformed: str | None  # None, or which of MALFORMED_KINDS this record deliberately is
+
+
+# --- vocabulary -----------------------------------------------------------------------------
+
+_WORDS: dict[str, tuple[str, ...]] = {
+    "disease": (
+        "type 2 diabetes", "hypertension", "heart failure", "atrial fibrillation",
+        "chronic kidney disease", "breast cancer", "colorectal cancer",
+        "non-small cell lung cancer", "hepatocellular carcinoma", "pancreatic adenocarcinoma",
+        "glioblastoma", "acute myeloid leukemia", "multiple sclerosis", "Alzheimer's disease",
+        "Parkinson's disease", "major depressive disorder", "schizophrenia",
+        "rheumatoid arthritis", "systemic lupus erythematosus", "Crohn's disease",
+        "ulcerative colitis", "asthma", "chronic obstructive pulmonary disease", "tuberculosis",
+        "HIV infection", "COVID-19", "sepsis", "osteoarthritis", "osteoporosis", "obesity",
+        "nonalcoholic fatty liver disease", "psoriasis", "atopic dermatitis", "ischaemic stroke",
+        "coronary artery disease", "preeclampsia", "gestational diabetes", "malaria",
+        "chronic hepatitis B", "migraine", "epilepsy", "autism spectrum disorder",
+        "prostate cancer", "ovarian cancer", "melanoma", "cystic fibrosis", "sickle cell disease",
+        "acute kidney injury", "idiopathic pulmonary fibrosis",
+    ),
+    "drug": (
+        "metformin", "atorvastatin", "rosuvastatin", "aspirin", "clopidogrel", "apixaban",
+        "rivaroxaban", "warfarin", "empagliflozin", "dapagliflozin", "semaglutide",
+        "liraglutide", "insulin glargine", "lisinopril", "amlodipine", "sacubitril/valsartan",
+        "pembrolizumab", "nivolumab", "trastuzumab", "bevacizumab", "cisplatin", "paclitaxel",
+        "doxorubicin", "tamoxifen", "imatinib", "osimertinib", "rituximab", "adalimumab",
+        "infliximab", "tocilizumab", "methotrexate", "prednisolone", "dexamethasone",
+        "remdesivir", "vancomycin", "ceftriaxone", "azithromycin", "levetiracetam", "sertraline",
+        "ketamine", "melatonin",
+    ),
+    "gene": (
+        "TP53", "KRAS", "EGFR", "BRCA1", "PTEN", "MYC", "PIK3CA", "HER2", "VEGFA", "STAT3",
+        "NF-κB", "mTOR", "AKT1", "PD-L1", "CTLA-4", "IL-6", "TNF-α", "TGF-β1", "HIF-1α", "SIRT1",
+        "NLRP3", "APOE", "ACE2", "FOXO3", "CDK4", "BCL-2", "β-catenin", "Notch1", "SOX2", "YAP",
+        "PPARγ", "Nrf2", "IDH1", "MGMT", "FGF21", "miR-21", "lncRNA MALAT1",
+    ),
+    "population": (
+        "adults", "older adults", "children", "adolescents", "pregnant women",
+        "postmenopausal women", "hospitalized patients", "outpatients", "critically ill patients",
+        "kidney transplant recipients", "healthy volunteers", "veterans",
+        "nursing home residents", "preterm infants", "patients aged ≥65 years",
+        "primary care patients", "current smokers", "health care workers",
+    ),
+    "outcome": (
+        "all-cause mortality", "major adverse cardiovascular events", "hospital readmission",
+        "progression-free survival", "overall survival", "glycated haemoglobin",
+        "health-related quality of life", "functional recovery", "cognitive decline",
+        "disease activity", "serious adverse events", "length of hospital stay",
+        "symptom burden", "relapse", "bone mineral density", "body mass index",
+        "systolic blood pressure", "estimated glomerular filtration rate", "viral load",
+        "pain intensity", "depressive symptoms", "treatment response",
+    ),
+    "design": (
+        "randomized controlled trial", "prospective cohort study", "retrospective cohort study",
+        "case-control study", "cross-sectional study", "systematic review and meta-analysis",
+        "multicentre observational study", "phase II trial", "phase III trial",
+        "population-based cohort study", "nested case-control study", "pilot study",
+    ),
+    "assay": (
+        "quantitative real-time PCR", "western blotting", "immunohistochemistry",
+        "flow cytometry", "RNA sequencing", "single-cell RNA sequencing", "ELISA",
+        "liquid chromatography-mass spectrometry", "chromatin immunoprecipitation",
+        "whole-exome sequencing", "magnetic resonance imaging", "positron emission tomography",
+        "a genome-wide CRISPR-Cas9 screen", "confocal microscopy",
+    ),
+    "cell": (
+        "CD8+ T cells", "regulatory T cells", "macrophages", "dendritic cells", "hepatocytes",
+        "cardiomyocytes", "endothelial cells", "fibroblasts", "neurons", "astrocytes",
+        "microglia", "mesenchymal stem cells", "tumour cells", "B cells", "natural killer cells",
+        "podocytes", "keratinocytes", "adipocytes",
+    ),
+    "tissue": (
+        "peripheral blood", "serum", "plasma", "tumour tissue", "adipose tissue",
+        "liver biopsies", "skeletal muscle", "cerebrospinal fluid",
+        "bronchoalveolar lavage fluid", "synovial tissue", "kidney biopsies", "placental tissue",
+        "colonic mucosa", "bone marrow",
+    ),
+    "process": (
+        "cell proliferation", "apoptosis", "epithelial-mesenchymal transition", "angiogenesis",
+        "autophagy", "inflammation", "oxidative stress", "insulin resistance", "fibrosis",
+        "tumour invasion", "immune evasion", "mitochondrial dysfunction", "neuroinflammation",
+        "ferroptosis", "hepatic lipid accumulation", "distant metastasis",
+    ),
+    "mechanism": (
+        "activation of the PI3K/AKT pathway", "inhibition of NF-κB signalling",
+        "modulation of the gut microbiota", "epigenetic silencing",
+        "impaired autophagic flux", "dysregulated lipid metabolism",
+        "increased production of reactive oxygen species", "suppression of JAK/STAT signalling",
+        "altered mitochondrial dynamics", "enhanced glycolytic flux",
+    ),
+    "exposure": (
+        "air pollution", "night shift work", "physical activity", "sedentary behaviour",
+        "short sleep duration", "cigarette smoking", "alcohol consumption",
+        "dietary sodium intake", "socioeconomic deprivation", "antibiotic exposure in infancy",
+        "maternal obesity", "vitamin D deficiency", "social isolation",
+        "ultra-processed food consumption",
+    ),
+    "biomarker": (
+        "C-reactive protein", "interleukin-6", "high-sensitivity troponin T", "NT-proBNP",
+        "serum albumin", "HbA1c", "LDL cholesterol", "ferritin", "procalcitonin", "D-dimer",
+        "neutrophil-to-lymphocyte ratio", "cystatin C",
+    ),
+    "intervention": (
+        "cognitive behavioural therapy", "supervised exercise training", "bariatric surgery",
+        "remote telemonitoring", "early mobilisation", "a Mediterranean diet",
+        "smoking cessation counselling", "percutaneous coronary intervention",
+        "stereotactic body radiotherapy", "transcranial magnetic stimulation",
+        "a nurse-led care programme", "influenza vaccination", "hand hygiene promotion",
+        "school-based health education",
+    ),
+    "model": (
+        "multivariable logistic regression", "Cox proportional hazards models",
+        "linear mixed-effects models", "propensity score matching",
+        "two-sample Mendelian randomization", "random-effects meta-analysis",
+        "generalized estimating equations", "gradient-boosted decision trees",
+    ),
+    "setting": (
+        "primary care", "intensive care units", "low- and middle-income countries",
+        "tertiary referral hospitals", "community pharmacies", "emergency departments",
+    ),
+    "adj": ("clinical", "long-term", "short-term", "comparative", "real-world", "adjunctive"),
+    "timeunit": ("weeks", "months", "years"),
+    "p": ("0.001", "0.002", "0.004", "0.01", "0.02", "0.03", "0.04", "0.21", "0.47"),
+}  # fmt: skip
+
+# Sentences per NLM category; an unstructured abstract uses the same flow without labels.
+# No template contains ". " inside a sentence, so sentences split back on ". ".
+_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "BACKGROUND": (
+        "{disease} is a leading cause of {outcome} among {population} worldwide.",
+        "The role of {gene} in the pathogenesis of {disease} remains poorly understood.",
+        (
+            "Although {intervention} is widely used in {setting}, its effect on {outcome} in "
+            "{population} with {disease} has not been established."
+        ),
+        (
+            "Recent evidence suggests that {mechanism} contributes to {process} in {disease}, but"
+            " the underlying regulators are unclear."
+        ),
+        (
+            "Few studies have examined the association between {exposure} and {outcome} in "
+            "{population}."
+        ),
+        (
+            "{disease} affects approximately {pct}% of {population} and is associated with a "
+            "substantial burden of {outcome}."
+        ),
+        (
+            "Elevated {biomarker} has been linked to {outcome} in {disease}, yet its prognostic "
+            "value in {population} is uncertain."
+        ),
+        (
+            "Current guidelines recommend {drug} for {disease}, although the evidence in "
+            "{population} is limited."
+        ),
+    ),
+    "OBJECTIVE": (
+        (
+            "We aimed to evaluate the {adj} efficacy and safety of {drug} in {population} with "
+            "{disease}."
+        ),
+        "This study investigated whether {exposure} is associated with {outcome} in {population}.",
+        "To determine the effect of {intervention} on {outcome} in {population} with {disease}.",
+        "We sought to characterise the contribution of {gene} to {process} in {cell}.",
+    ),
+    "METHODS": (
+        (
+            "We conducted a {design} of {n} {population} with {disease} recruited from {k} "
+            "centres between {y1} and {y2}."
+        ),
+        "{cell} were isolated from {tissue} and analysed by {assay} and {assay2}.",
+        "Expression of {gene} was measured using {assay} in {n} samples of {tissue}.",
+        (
+            "The primary outcome was {outcome} at {k} {timeunit}; secondary outcomes included "
+            "{outcome2} and {biomarker}."
+        ),
+        (
+            "Associations were estimated with {model} adjusted for age, sex, {exposure} and "
+            "baseline {biomarker}."
+        ),
+        (
+            "Participants were randomly assigned to receive {drug} ({dose} mg daily) or placebo "
+            "for {k} {timeunit}."
+        ),
+        (
+            "Data were extracted from electronic health records of {n} {population} treated in "
+            "{setting}."
+        ),
+        (
+            "We searched MEDLINE, Embase and the Cochrane Library from inception to {y2} for "
+            "studies reporting {outcome} in {disease}."
+        ),
+        (
+            "Mice deficient in {gene} were challenged with a high-fat diet for {k} weeks and "
+            "compared with wild-type littermates."
+        ),
+    ),
+    "RESULTS": (
+        (
+            "{drug} reduced {outcome} by {pct}% compared with placebo (hazard ratio {hr}; 95% CI "
+            "{lo}-{hi}; p < 0.001)."
+        ),
+        "Of the {n} participants enrolled, {m} ({pct}%) completed follow-up.",
+        (
+            "Higher {biomarker} levels were associated with an increased risk of {outcome} (odds "
+            "ratio {hr}, 95% CI {lo}-{hi})."
+        ),
+        "Knockdown of {gene} markedly suppressed {process} in {cell} in vitro and in vivo.",
+        "No significant difference in {outcome} was observed between the groups (p = {p}).",
+        "The median {biomarker} concentration was {x} µg/L (interquartile range {lo}-{hi}).",
+        (
+            "{gene} expression was {fold}-fold higher in {tissue} from patients with {disease} "
+            "than in controls."
+        ),
+        "During a median follow-up of {k} {timeunit}, {m} participants developed {outcome}.",
+        (
+            "Compared with usual care, {intervention} improved {outcome2} (mean difference {hr}; "
+            "95% CI {lo} to {hi}) without increasing {outcome}."
+        ),
+        "Mechanistically, {gene} promoted {process} through {mechanism}.",
+        (
+            "Serious adverse events occurred in {pct}% of patients receiving {drug} and {pct2}% "
+            "of those receiving placebo."
+        ),
+    ),
+    "CONCLUSIONS": (
+        "These findings suggest that {gene} may be a promising therapeutic target for {disease}.",
+        "{intervention} was associated with improved {outcome} in {population} with {disease}.",
+        "Further prospective studies are needed to confirm the role of {exposure} in {outcome}.",
+        "Our results support the use of {drug} as {adj} therapy in {population} with {disease}.",
+        "{biomarker} may help identify {population} at high risk of {outcome}.",
+    ),
+}  # fmt: skip
+
+_TITLE_TEMPLATES = (
+    "{drug} versus placebo for {disease} in {population}: a {design}",
+    "Association of {exposure} with {outcome} among {population} with {disease}",
+    "{gene} promotes {process} through {mechanism} in {disease}",
+    "Effect of {intervention} on {outcome} in {population}: a {design}",
+    "Role of {gene} in {process} and {process2} of {cell}",
+    (
+        "Long-term {outcome} after {intervention} in {population} with {disease}: results of a "
+        "{design}"
+    ),
+    "{biomarker} and risk of {outcome} in {disease}: a {design}",
+    "Targeting {gene} in {cell} attenuates {process} in experimental {disease}",
+    "Trends in {outcome} among {population} with {disease} in {setting}, {y1}-{y2}",
+)
+
+# NlmCategory of each label, and the label sets structured abstracts use (with weights).
+_LABEL_CATEGORY = {
+    "BACKGROUND": "BACKGROUND",
+    "INTRODUCTION": "BACKGROUND",
+    "OBJECTIVE": "OBJECTIVE",
+    "METHODS": "METHODS",
+    "MATERIALS AND METHODS": "METHODS",
+    "RESULTS": "RESULTS",
+    "CONCLUSIONS": "CONCLUSIONS",
+    "CONCLUSION": "CONCLUSIONS",
+}
+_LAYOUTS = (
+    ("BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS"),
+    ("BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS"),
+    ("BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS"),
+    ("BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS"),
+    ("BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS"),
+    ("BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS"),
+    ("OBJECTIVE", "METHODS", "RESULTS", "CONCLUSIONS"),
+    ("OBJECTIVE", "METHODS", "RESULTS", "CONCLUSIONS"),
+    ("BACKGROUND", "OBJECTIVE", "METHODS", "RESULTS", "CONCLUSIONS"),
+    ("INTRODUCTION", "MATERIALS AND METHODS", "RESULTS", "CONCLUSION"),
+)
+# Share of an abstract's sentences each category gets.
+_CATEGORY_SHARE = {
+    "BACKGROUND": 0.2,
+    "OBJECTIVE": 0.1,
+    "METHODS": 0.3,
+    "RESULTS": 0.35,
+    "CONCLUSIONS": 0.15,
+}
+_UNSTRUCTURED_FLOW = ("BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS")
+
+_LAST_NAMES = (
+    "Smith", "Johnson", "Brown", "Taylor", "Wilson", "Murphy", "O'Brien", "Walker", "Young",
+    "Wright", "Scott", "Green", "Baker", "Adams", "Nelson", "Campbell", "Mitchell", "Roberts",
+    "Carter", "Evans", "Turner", "Collins", "Edwards", "Morris", "Cooper", "Müller", "Schmidt",
+    "Becker", "Wagner", "Hoffmann", "Fischer", "Weber", "Meyer", "Koch", "Richter", "Klein",
+    "García", "Martínez", "Fernández", "Torres", "da Silva", "Santos", "Ferreira", "Costa",
+    "Rossi", "Bianchi", "Dubois", "Moreau", "van der Berg", "de Vries", "Andersson", "Jensen",
+    "Nielsen", "Larsen", "Øvrebø", "Novak", "Kowalski", "Horváth", "Ivanova", "Papadopoulos",
+    "Yılmaz", "Cohen", "Haddad", "Ahmed", "Hassan", "Ali", "Okafor", "Mensah", "Singh",
+    "Patel", "Kumar", "Gupta", "Sharma", "Wang", "Zhang", "Li", "Liu", "Chen", "Huang", "Zhao",
+    "Wu", "Zhou", "Xu", "Sun", "Lin", "Gao", "Kim", "Lee", "Park", "Choi", "Tanaka", "Sato",
+    "Nakamura", "Yamamoto", "Nguyen", "Tran",
+)  # fmt: skip
+# A fore name per first initial: XML carries ForeName, JSON only "Last FM"; deriving one from
+# the initials keeps XML -> JSON -> XML lossless.
+_FORE_NAMES = dict(
+    zip(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        (
+            "Anna", "Bruno", "Carlos", "Daniela", "Emma", "Fatima", "Giulia", "Hiroshi", "Ines",
+            "Jun", "Katarzyna", "Lars", "Maria", "Nadia", "Olga", "Pedro", "Qing", "Rahul",
+            "Sofia", "Thomas", "Ugo", "Valentina", "Wei", "Xavier", "Yuki", "Zainab",
+        ),
+        strict=True,
+    )
+)  # fmt: skip
+_MESH = (
+    "Humans", "Male", "Female", "Adult", "Middle Aged", "Aged", "Aged, 80 and over", "Child",
+    "Adolescent", "Young Adult", "Infant", "Animals", "Mice", "Mice, Inbred C57BL",
+    "Mice, Knockout", "Rats", "Cell Line, Tumor", "Retrospective Studies",
+    "Prospective Studies", "Cohort Studies", "Cross-Sectional Studies", "Case-Control Studies",
+    "Follow-Up Studies", "Treatment Outcome", "Risk Factors", "Prognosis", "Incidence",
+    "Prevalence", "Time Factors", "Survival Analysis", "Proportional Hazards Models",
+    "Logistic Models", "Odds Ratio", "Risk Assessment", "Biomarkers", "Biomarkers, Tumor",
+    "Signal Transduction", "Gene Expression Regulation, Neoplastic", "Cell Proliferation",
+    "Apoptosis", "Inflammation", "Oxidative Stress", "Disease Progression", "Quality of Life",
+    "Hospitalization", "Diabetes Mellitus, Type 2", "Hypertension", "Heart Failure",
+    "Breast Neoplasms", "Colorectal Neoplasms", "Lung Neoplasms", "Carcinoma, Hepatocellular",
+    "Alzheimer Disease", "Parkinson Disease", "Depressive Disorder, Major", "Asthma",
+    "COVID-19", "SARS-CoV-2", "Sepsis", "Obesity", "Stroke", "Tuberculosis", "HIV Infections",
+    "Renal Insufficiency, Chronic", "Arthritis, Rheumatoid", "Metformin",
+    "Antineoplastic Agents", "Immune Checkpoint Inhibitors", "Anti-Bacterial Agents",
+    "Hypoglycemic Agents", "Double-Blind Method", "Randomized Controlled Trials as Topic",
+    "Meta-Analysis as Topic", "Tumor Microenvironment", "MicroRNAs", "RNA, Long Noncoding",
+    "Macrophages", "T-Lymphocytes", "Gastrointestinal Microbiome", "Exercise", "Diet",
+    "Smoking", "Air Pollution", "Socioeconomic Factors", "Pregnancy", "Infant, Newborn",
+    "Mutation", "Genotype", "Polymorphism, Single Nucleotide", "Sequence Analysis, RNA",
+    "Magnetic Resonance Imaging", "Tomography, X-Ray Computed", "Mendelian Randomization Analysis",
+)  # fmt: skip
+_JOURNALS = (
+    "The Lancet", "The New England journal of medicine", "JAMA", "BMJ (Clinical research ed.)",
+    "Nature medicine", "PloS one", "Scientific reports", "Frontiers in immunology",
+    "Journal of clinical oncology : official journal of the American Society of Clinical Oncology",
+    "Circulation", "Diabetes care", "Cancer research", "Cell reports", "Nucleic acids research",
+    "BMC public health", "International journal of molecular sciences", "Journal of hepatology",
+    "Gut", "Annals of internal medicine", "The Journal of clinical investigation",
+    "European heart journal", "Neurology", "Brain, behavior, and immunity",
+    "Journal of the American Heart Association", "Medicine", "Cureus",
+    "Research & practice in thrombosis & haemostasis",
+    "Journal of clinical & translational endocrinology",
+)  # fmt: skip
+_DOI_PREFIXES = ("1016", "1038", "1056", "1001", "1136", "1371", "1186", "1093", "1002", "3389")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_LANGUAGES = ("eng",) * 33 + ("fre", "ger", "spa")
+
+# Abstract length in words: log-normal around PubMed's median, capped; a rare conference-book
+# sized one on top.
+_MEDIAN_WORDS = 220
+_WORDS_SIGMA = 0.45
+_MIN_WORDS, _MAX_WORDS = 40, 1000
+_VERY_LONG_RATE = 0.0005
+_VERY_LONG_WORDS = (3500, 4500)
+_STRUCTURED_SHARE, _UNSTRUCTURED_SHARE = 0.60, 0.35  # the rest: title only
+_PMC_SHARE, _DOI_SHARE = 0.3, 0.9
+
+# Pool sizes. Per record, generation only indexes into these pools (a handful of random()
+# calls), which is what makes a million records cheap.
+_POOL_SENTENCES = 1500  # per category
+_POOL_RUNS = 512  # pre-joined runs of 1.._MAX_RUN sentences, per category and length
+_MAX_RUN = 4
+_POOL_SHAPES = 8192
+_POOL_TITLES = 3000
+_POOL_AUTHOR_LISTS = 4096
+_POOL_MESH_LISTS = 4096
+
+
+# --- pools ----------------------------------------------------------------------------------
+
+
+def _capitalize(text: str) -> str:
+    first_word = text.split(" ", 1)[0]
+    if text[0].isascii() and first_word.islower():
+        return text[0].upper() + text[1:]
+    return text
+
+
+def _fill(template: str, rng: random.Random) -> str:
+    words = _WORDS
+    hr = rng.uniform(0.35, 2.8)
+    lo = hr * rng.uniform(0.6, 0.9)
+    y1 = rng.randint(1995, 2019)
+    slots = {name: rng.choice(options) for name, options in words.items()}
+    slots |= {
+        "outcome2": rng.choice(words["outcome"]),
+        "assay2": rng.choice(words["assay"]),
+        "process2": rng.choice(words["process"]),
+        "n": f"{rng.randint(24, 48000):,}",
+        "m": f"{rng.randint(12, 4000):,}",
+        "k": str(rng.randint(2, 60)),
+        "pct": f"{rng.uniform(1.5, 85):.1f}",
+        "pct2": f"{rng.uniform(1.5, 40):.1f}",
+        "hr": f"{hr:.2f}",
+        "lo": f"{lo:.2f}",
+        "hi": f"{hr * rng.uniform(1.1, 1.6):.2f}",
+        "x": f"{rng.uniform(0.5, 250):.1f}",
+        "fold": f"{rng.uniform(1.5, 12):.1f}",
+        "dose": str(rng.choice((5, 10, 20, 25, 40, 50, 100, 200, 500, 1000))),
+        "y1": str(y1),
+        "y2": str(rng.randint(y1 + 1, 2024)),
+    }
+    return _capitalize(template.format_map(slots))
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """The layout of one abstract: its labels (None: unstructured) and sentences per part."""
+
+    labels: tuple[str, ...] | None
+    categories: tuple[str, ...]
+    counts: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pools:
+    sentences: dict[str, tuple[str, ...]]  # per NLM category
+    runs: dict[str, tuple[tuple[str, ...], ...]]  # runs[category][k - 1]: k sentences joined
+    shapes: tuple[_Shape | None, ...]  # None: title only
+    titles: tuple[str, ...]
+    author_lists: tuple[tuple[str, ...], ...]  # "Last FM"
+    mesh_lists: tuple[tuple[str, ...], ...]
+    dates: tuple[str, ...]  # publication dates
+
+
+def _shape(rng: random.Random, words_per_sentence: float) -> _Shape | None:
+    kind = rng.random()
+    if kind >= _STRUCTURED_SHARE + _UNSTRUCTURED_SHARE:
+        return None
+    if rng.random() < _VERY_LONG_RATE:
+        words = rng.randint(*_VERY_LONG_WORDS)
+    else:
+        lognormal = rng.lognormvariate(math.log(_MEDIAN_WORDS), _WORDS_SIGMA)
+        words = int(min(_MAX_WORDS, max(_MIN_WORDS, lognormal)))
+    labels = rng.choice(_LAYOUTS) if kind < _STRUCTURED_SHARE else None
+    categories = tuple(_LABEL_CATEGORY[lb] for lb in labels) if labels else _UNSTRUCTURED_FLOW
+    # Each part gets its category's share of the sentences, at least one.
+    total = max(len(categories), round(words / words_per_sentence))
+    share = sum(_CATEGORY_SHARE[c] for c in categories)
+    counts = tuple(max(1, round(total * _CATEGORY_SHARE[c] / share)) for c in categories)
+    return _Shape(labels, categories, counts)
+
+
+@cache
+def _pools() -> _Pools:
+    """Fixed pools (independent of the corpus seed): records differ by how they combine them."""
+    rng = random.Random(20240601)
+    sentences = {
+        category: tuple(_fill(rng.choice(templates), rng) for _ in range(_POOL_SENTENCES))
+        for category, templates in _TEMPLATES.items()
+    }
+    runs = {
+        category: tuple(
+            tuple(" ".join(rng.choices(pool, k=k)) for _ in range(_POOL_RUNS))
+            for k in range(1, _MAX_RUN + 1)
+        )
+        for category, pool in sentences.items()
+    }
+    every = [s for pool in sentences.values() for s in pool]
+    words_per_sentence = sum(len(s.split()) for s in every) / len(every)
+    titles: list[str] = []
+    while len(titles) < _POOL_TITLES:
+        title = _fill(rng.choice(_TITLE_TEMPLATES), rng)
+        if 8 <= len(title.split()) <= 20:
+            titles.append(title)
+    initials = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return _Pools(
+        sentences=sentences,
+        runs=runs,
+        shapes=tuple(_shape(rng, words_per_sentence) for _ in range(_POOL_SHAPES)),
+        titles=tuple(titles),
+        author_lists=tuple(
+            tuple(
+                f"{rng.choice(_LAST_NAMES)} {''.join(rng.sample(initials, rng.randint(1, 3)))}"
+                for _ in range(rng.randint(3, 10))
+            )
+            for _ in range(_POOL_AUTHOR_LISTS)
+        ),
+        mesh_lists=tuple(
+            tuple(rng.sample(_MESH, rng.randint(5, 15))) for _ in range(_POOL_MESH_LISTS)
+        ),
+        dates=tuple(
+            f"{year}-{month:02d}-{day:02d}"
+            for year in range(1995, 2025)
+            for month in range(1, 13)
+            for day in range(1, 29)
+        ),
+    )
+
+
+# --- record content -------------------------------------------------------------------------
+
+
+def _pick(r: Callable[[], float], pool: Sequence[T]) -> T:
+    return pool[int(r() * len(pool))]
+
+
+def _abstract(r: Callable[[], float], pools: _Pools) -> str | list[dict[str, str]]:
+    shape = pools.shapes[int(r() * _POOL_SHAPES)]
+    if shape is None:
+        return ""
+    texts = []
+    for category, count in zip(shape.categories, shape.counts, strict=True):
+        runs = pools.runs[category]
+        if count <= _MAX_RUN:  # the common case: one pick
+            texts.append(runs[count - 1][int(r() * _POOL_RUNS)])
+            continue
+        parts = []
+        while count > 0:
+            k = min(count, _MAX_RUN)
+            parts.append(runs[k - 1][int(r() * _POOL_RUNS)])
+            count -= k
+        texts.append(" ".join(parts))
+    if shape.labels is None:
+        return " ".join(texts)
+    return [{"label": label, "text": text} for label, text in zip(shape.labels, texts, strict=True)]
+
+
+def _content(
+    rng: random.Random, pools: _Pools, pmid: str, title: str | None = None
+) -> dict[str, Any]:
+    """One record in the original service's JSON shape."""
+    r = rng.random
+    return {
+        "pmid": pmid,
+        "title": title if title is not None else _pick(r, pools.titles),
+        "abstract": _abstract(r, pools),
+        "authors": _pick(r, pools.author_lists),
+        "journal": _pick(r, _JOURNALS),
+        "mesh_terms": _pick(r, pools.mesh_lists),
+        "doi": f"10.{_pick(r, _DOI_PREFIXES)}/syn.{pmid}" if r() < _DOI_SHARE else None,
+        "pmc_id": f"PMC{int(pmid) - FIRST_PMID + 8_000_000}" if r() < _PMC_SHARE else None,
+        "publication_date": _pick(r, pools.dates),
+        "language": _pick(r, _LANGUAGES),
+    }
+
+
+# --- encodings ------------------------------------------------------------------------------
+
+
+def _gzip(data: bytes) -> bytes:
+    """A gzip member with mtime 0, so equal input gives equal bytes.
+
+    An 8 KiB window and a small hash (records are a few KiB) keep zlib's state under glibc's
+    trim threshold; the default state (256 KiB) is mapped and unmapped on every call, which
+    made compression system time the largest cost of the generator.
+    """
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + 13, 5)
+    return compressor.compress(data) + compressor.flush()
+
+
+def _xml_text(text: str) -> str:
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # Real abstracts carry inline markup; the text content stays the same.
+    return escaped.replace("in vitro", "<i>in vitro</i>")
+
+
+_XML_HEAD = (
+    '<?xml version="1.0" ?>\n'
+    '<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN" '
+    '"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n'
+    '<PubmedArticleSet>\n<PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM">'
+)
+
+
+# Author and MeSH lists come from pools in a corpus, so their XML is built once per list.
+@lru_cache(maxsize=2 * _POOL_AUTHOR_LISTS)
+def _authors_xml(authors: tuple[str, ...]) -> str:
+    elements = []
+    for author in authors:
+        last, initials = author.rsplit(" ", 1)
+        fore = " ".join((_FORE_NAMES[initials[0]], *initials[1:]))
+        elements.append(
+            f'<Author ValidYN="Y"><LastName>{_xml_text(last)}</LastName>'
+            f"<ForeName>{fore}</ForeName><Initials>{initials}</Initials></Author>"
+        )
+    return f'<AuthorList CompleteYN="Y">{"".join(elements)}</AuthorList>'
+
+
+@lru_cache(maxsize=2 * _POOL_MESH_LISTS)
+def _mesh_xml(terms: tuple[str, ...]) -> str:
+    headings = "".join(
+        f'<MeshHeading><DescriptorName MajorTopicYN="N">{term}</DescriptorName></MeshHeading>'
+        for term in terms
+    )
+    return f"<MeshHeadingList>{headings}</MeshHeadingList>"
+
+
+def _xml(content: dict[str, Any]) -> bytes:
+    pmid = content["pmid"]
+    year, month, day = content["publication_date"].split("-")
+    abstract = content["abstract"]
+    if isinstance(abstract, list):
+        texts = "".join(
+            f'<AbstractText Label="{s["label"]}" NlmCategory="{_LABEL_CATEGORY[s["label"]]}">'
+            f"{_xml_text(s['text'])}</AbstractText>"
+            for s in abstract
+        )
+        abstract_xml = f"<Abstract>{texts}</Abstract>"
+    elif abstract:
+        abstract_xml = f"<Abstract><AbstractText>{_xml_text(abstract)}</AbstractText></Abstract>"
+    else:
+        abstract_xml = ""
+    doi, pmc_id = content["doi"], content["pmc_id"]
+    ids = f'<ArticleId IdType="pubmed">{pmid}</ArticleId>'
+    if pmc_id:
+        ids += f'<ArticleId IdType="pmc">{pmc_id}</ArticleId>'
+    if doi:
+        ids += f'<ArticleId IdType="doi">{doi}</ArticleId>'
+    parts = (
+        _XML_HEAD,
+        f'<PMID Version="1">{pmid}</PMID>',
+        '<Article PubModel="Print-Electronic"><Journal><JournalIssue CitedMedium="Internet">',
+        f"<PubDate><Year>{year}</Year><Month>{_MONTHS[int(month) - 1]}</Month><Day>{day}</Day>",
+        f"</PubDate></JournalIssue><Title>{_xml_text(content['journal'])}</Title></Journal>",
+        f"<ArticleTitle>{_xml_text(content['title'])}</ArticleTitle>",
+        f'<ELocationID EIdType="doi" ValidYN="Y">{doi}</ELocationID>' if doi else "",
+        abstract_xml,
+        _authors_xml(tuple(content["authors"])),
+        f"<Language>{content['language']}</Language>",
+        '<PublicationTypeList><PublicationType UI="D016428">Journal Article</PublicationType>',
+        "</PublicationTypeList></Article>",
+        _mesh_xml(tuple(content["mesh_terms"])),
+        "</MedlineCitation><PubmedData><PublicationStatus>ppublish</PublicationStatus>",
+        f"<ArticleIdList>{ids}</ArticleIdList></PubmedData></PubmedArticle>\n",
+        "</PubmedArticleSet>\n",
+    )
+    return "".join(parts).encode()
+
+
+def _encode(
+    content: dict[str, Any],
+    fmt: str,
+    *,
+    source: str,
+    ingest_date: str,
+    zstd: zstandard.ZstdCompressor,
+) -> bytes:
+    if fmt == "xml":
+        return _xml(content)
+    payload = orjson.dumps(content)
+    if fmt == "json":
+        return payload
+    if fmt == "json.gz":
+        return _gzip(payload)
+    if fmt == "json.zst":
+        return zstd.compress(payload)
+    if fmt == "envelope.json":
+        return orjson.dumps(
+            {
+                "pmid": content["pmid"],
+                "fetched_at": f"{ingest_date}T06:00:00Z",
+                "source": source,
+                "payload": content,
+                "hash": hashlib.sha256(payload).hexdigest(),
+                "version": 1,
+            }
+        )
+    raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+
+
+def _decode_xml(data: bytes) -> dict[str, Any]:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    article = etree.fromstring(data, parser).find("PubmedArticle")
+    citation = article.find("MedlineCitation")
+
+    def text(path: str) -> str:
+        return "".join(citation.find(path).itertext())
+
+    sections = citation.findall("Article/Abstract/AbstractText")
+    abstract: str | list[dict[str, str]] = ""
+    if len(sections) == 1 and sections[0].get("Label") is None:
+        abstract = "".join(sections[0].itertext())
+    elif sections:
+        abstract = [{"label": s.get("Label"), "text": "".join(s.itertext())} for s in sections]
+    ids = {a.get("IdType"): a.text for a in article.iterfind("PubmedData/ArticleIdList/ArticleId")}
+    month = _MONTHS.index(text("Article/Journal/JournalIssue/PubDate/Month")) + 1
+    return {
+        "pmid": text("PMID"),
+        "title": text("Article/ArticleTitle"),
+        "abstract": abstract,
+        "authors": [
+            f"{a.findtext('LastName')} {a.findtext('Initials')}"
+            for a in citation.iterfind("Article/AuthorList/Author")
+        ],
+        "journal": text("Article/Journal/Title"),
+        "mesh_terms": [
+            d.text for d in citation.iterfind("MeshHeadingList/MeshHeading/DescriptorName")
+        ],
+        "doi": ids.get("doi"),
+        "pmc_id": ids.get("pmc"),
+        "publication_date": f"{text('Article/Journal/JournalIssue/PubDate/Year')}-{month:02d}-"
+        f"{text('Article/Journal/JournalIssue/PubDate/Day')}",
+        "language": text("Article/Language"),
+    }
+
+
+def _decode(data: bytes, fmt: str) -> dict[str, Any]:
+    """The JSON-shaped content of a well-formed record (the inverse of ``_encode``)."""
+    if fmt == "xml":
+        return _decode_xml(data)
+    if fmt == "json.gz":
+        data = zlib.decompress(data, wbits=31)
+    elif fmt == "json.zst":
+        data = zstandard.ZstdDecompressor().decompress(data)
+    content: dict[str, Any] = orjson.loads(data)
+    return content["payload"] if fmt == "envelope.json" else content
+
+
+def _format_of(key: str) -> str:
+    filename = key.rsplit("/", 1)[1]
+    return filename.split(".", 1)[1]
+
+
+# --- malformed records ----------------------------------------------------------------------
+
+_XXE_XML = (
+    '<?xml version="1.0"?>\n'
+    '<!DOCTYPE PubmedArticleSet [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+    "<PubmedArticleSet><PubmedArticle><MedlineCitation>"
+    '<PMID Version="1">{pmid}</PMID><Article><ArticleTitle>&xxe;</ArticleTitle>'
+    "<Abstract><AbstractText>{abstract}</AbstractText></Abstract></Article>"
+    "</MedlineCitation></PubmedArticle></PubmedArticleSet>\n"
+)
+
+
+def _malformed(kind: str, content: dict[str, Any]) -> tuple[str, bytes]:
+    """(format, bytes) of a deliberately bad version of ``content``."""
+    payload = orjson.dumps(content)
+    if kind == "truncated_json":
+        return "json", payload[: len(payload) // 2]
+    if kind == "invalid_utf8":
+        # Latin-1 bytes where UTF-8 is required, as a mis-encoded upstream would write.
+        cut = payload.index(b'"title":') + 9
+        return "json", payload[:cut] + b"\xe9tude \xff\xfe " + payload[cut:]
+    if kind == "missing_pmid":
+        return "json", orjson.dumps({k: v for k, v in content.items() if k != "pmid"})
+    if kind == "wrong_types":
+        return "json", orjson.dumps(content | {"title": content["title"].split(": ")})
+    if kind == "truncated_gzip":
+        compressed = _gzip(payload)
+        return "json.gz", compressed[: len(compressed) // 2]
+    if kind == "xml_external_entity":
+        text = content["abstract"] if isinstance(content["abstract"], str) else ""
+        return "xml", _XXE_XML.format(pmid=content["pmid"], abstract=_xml_text(text)).encode()
+    raise ValueError(f"unknown malformed kind {kind!r}")
+
+
+# --- public API -----------------------------------------------------------------------------
+
+
+def _record(
+    *,
+    content: dict[str, Any],
+    source: str,
+    ingest_date: str,
+    fmt: str,
+    data: bytes,
+    malformed: str | None,
+) -> SyntheticRecord:
+    pmid = content["pmid"]
+    return SyntheticRecord(
+        source=source,
+        source_id=pmid,
+        uid=document_uid(source, pmid),
+        title=content["title"],
+        published_at=content["publication_date"],
+        ingest_date=ingest_date,
+        key=f"raw/{source}/{ingest_date}/{pmid}.{fmt}",
+        data=data,
+        content_hash=hashlib.sha256(data).hexdigest(),
+        malformed=malformed,
+    )
+
+
+def generate_corpus(
+    n: int,
+    *,
+    sources: Sequence[str] = ("pubmed",),
+    start_date: date,
+    days: int,
+    seed: int = 0,
+    malformed_rate: float = 0.0,
+    formats: Sequence[str] = FORMATS,
+) -> Iterator[SyntheticRecord]:
+    """``n`` records with PMIDs ``30000000 + i``, sources round-robin, ingest dates uniformly over
+    ``days`` days from ``start_date``, formats uniformly from ``formats``.
+
+    Deterministic for a seed; a shorter corpus is a prefix of a longer one with the same
+    arguments. Malformed records (share ``malformed_rate``) cycle through MALFORMED_KINDS.
+    """
+    if days < 1 or not sources or not formats:
+        raise ValueError("need at least one day, one source and one format")
+    unknown = set(formats) - set(FORMATS)
+    if unknown:
+        raise ValueError(f"unknown formats {sorted(unknown)}; expected some of {FORMATS}")
+    rng = random.Random(seed)
+    pools = _pools()
+    zstd = zstandard.ZstdCompressor(level=1)
+    day_strings = [(start_date + timedelta(days=d)).isoformat() for d in range(days)]
+    n_malformed = 0
+    for i in range(n):
+        source = sources[i % len(sources)]
+        ingest_date = day_strings[int(rng.random() * days)]
+        fmt = formats[int(rng.random() * len(formats))]
+        bad = rng.random() < malformed_rate
+        content = _content(rng, pools, str(FIRST_PMID + i))
+        kind = None
+        if bad:
+            kind = MALFORMED_KINDS[n_malformed % len(MALFORMED_KINDS)]
+            n_malformed += 1
+            fmt, data = _malformed(kind, content)
+        else:
+            data = _encode(content, fmt, source=source, ingest_date=ingest_date, zstd=zstd)
+        yield _record(
+            content=content,
+            source=source,
+            ingest_date=ingest_date,
+            fmt=fmt,
+            data=data,
+            malformed=kind,
+        )
+
+
+def edit_record(rec: SyntheticRecord, *, shrink: bool = False, seed: int = 0) -> SyntheticRecord:
+    """A changed version of ``rec`` under the same key and ingest date, with a new content hash.
+
+    Default: one sentence of the abstract replaced (the title, if there is no abstract).
+    ``shrink=True``: the abstract cut to 20-40% of its sentences (at least one), so a long
+    document loses chunks. A malformed record comes back repaired (well-formed, same title and
+    date): the upstream source was fixed.
+    """
+    rng = random.Random(f"{seed}:{rec.uid}:{shrink}")
+    pools = _pools()
+    fmt = _format_of(rec.key)
+    if rec.malformed is not None:
+        if shrink:
+            raise ValueError(f"{rec.uid} is malformed ({rec.malformed}); nothing to shrink")
+        content = _content(rng, pools, rec.source_id, title=rec.title)
+        content["publication_date"] = rec.published_at
+    else:
+        content = _decode(rec.data, fmt)
+        abstract = content["abstract"]
+        if shrink:
+            if not abstract:
+                raise ValueError(f"{rec.uid} has no abstract to shrink")
+            content["abstract"] = _shrunk(abstract, rng)
+        elif abstract:
+            content["abstract"] = _edited(abstract, rng, pools)
+        else:
+            content["title"] = _other(pools.titles, content["title"], rng)
+    data = _encode(
+        content,
+        fmt,
+        source=rec.source,
+        ingest_date=rec.ingest_date,
+        zstd=zstandard.ZstdCompressor(level=1),
+    )
+    return _record(
+        content=content,
+        source=rec.source,
+        ingest_date=rec.ingest_date,
+        fmt=fmt,
+        data=data,
+        malformed=None,
+    )
+
+
+def _sentences(text: str) -> list[str]:
+    return [s if s.endswith(".") else s + "." for s in text.split(". ")]
+
+
+def _other(pool: Sequence[str], current: str, rng: random.Random) -> str:
+    while True:
+        candidate = rng.choice(pool)
+        if candidate != current:
+            return candidate
+
+
+def _edited(
+    abstract: str | list[dict[str, str]], rng: random.Random, pools: _Pools
+) -> str | list[dict[str, str]]:
+    if isinstance(abstract, str):
+        sentences = _sentences(abstract)
+        i = rng.randrange(len(sentences))
+        sentences[i] = _other(pools.sentences["RESULTS"], sentences[i], rng)
+        return " ".join(sentences)
+    sections = [dict(s) for s in abstract]
+    section = rng.choice(sections)
+    sentences = _sentences(section["text"])
+    i = rng.randrange(len(sentences))
+    category = _LABEL_CATEGORY.get(section["label"], "RESULTS")
+    sentences[i] = _other(pools.sentences[category], sentences[i], rng)
+    section["text"] = " ".join(sentences)
+    return sections
+
+
+def _shrunk(abstract: str | list[dict[str, str]], rng: random.Random) -> str | list[dict[str, str]]:
+    sections = (
+        [{"label": "", "text": abstract}]
+        if isinstance(abstract, str)
+        else [dict(s) for s in abstract]
+    )
+    per_section = [_sentences(s["text"]) for s in sections]
+    total = sum(len(p) for p in per_section)
+    keep = max(1, min(total - 1, round(total * rng.uniform(0.2, 0.4))))
+    kept: list[dict[str, str]] = []
+    for section, sentences in zip(sections, per_section, strict=True):
+        if keep <= 0:
+            break
+        kept.append(section | {"text": " ".join(sentences[:keep])})
+        keep -= len(sentences)
+    return kept[0]["text"] if isinstance(abstract, str) else kept
