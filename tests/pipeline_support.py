@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +50,21 @@ class Corpus:
         uid = f"{source}:{pmid}"
         uri = f"s3://reingest/raw/{source}/{pmid}.json.gz"
         self.objects.put(uri, data)
-        stamp = datetime.fromisoformat(day).replace(hour=12, tzinfo=timezone.utc)
+        stamp = datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC)
         self.registry.upsert_documents(
-            [(uid, source, str(pmid), None, None, uri, hashlib.sha256(data).hexdigest(), stamp,
-              stamp)]
+            [
+                (
+                    uid,
+                    source,
+                    str(pmid),
+                    None,
+                    None,
+                    uri,
+                    hashlib.sha256(data).hexdigest(),
+                    stamp,
+                    stamp,
+                )
+            ]
         )
         return uid
 

@@ -6,9 +6,13 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, materialize
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-from pipeline_support import Corpus, record, store_snapshot
+from dagster._core.definitions.observe import observe  # not re-exported at the top level
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
+from pipeline_support import Corpus, record, store_snapshot
 from reingest_assets.assets import document_chunks_v2, normalized_documents, raw_documents
 from reingest_assets.dagster_resources import (
     ChunkStoreResource,
@@ -63,7 +67,9 @@ def test_materialize_one_partition_records_metadata(
     assert result.success
     meta = {
         m.asset_key.path[-1]: {k: v.value for k, v in m.metadata.items()}
-        for m in (e.event_specific_data.materialization for e in result.get_asset_materialization_events())
+        for m in (
+            e.event_specific_data.materialization for e in result.get_asset_materialization_events()
+        )
     }
     assert meta["normalized_documents"]["docs_written"] == 30
     assert meta["document_chunks_v2"]["docs_written"] == 30
@@ -101,14 +107,10 @@ def test_single_run_over_a_date_range_walks_every_partition(
 def test_raw_documents_observation_versions_change_with_content(
     reingest: ReingestResource, corpus: Corpus
 ) -> None:
-    from dagster import build_op_context  # noqa: F401  (observation runs through a job below)
-
     corpus.put_record(record(1))
     instance = DagsterInstance.ephemeral()
 
     def versions() -> dict[str, str]:
-        from dagster import observe
-
         result = observe([raw_documents], resources={"reingest": reingest}, instance=instance)
         assert result.success
         return {

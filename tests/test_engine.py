@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from pipeline_support import PART, Corpus, make_pipeline, record, store_snapshot
 
+from pipeline_support import PART, Corpus, make_pipeline, record, store_snapshot
 from reingest_assets.domain.ids import chunk_uuid
 from reingest_assets.engine.runner import Pipeline, chunk_partition, normalize_partition
 
@@ -64,7 +64,7 @@ def test_chunk_uuids_follow_the_original_formula(
 ) -> None:
     corpus.put_record(record(77, sentences=2))
     run(pipeline)
-    (uuid, parent, _, meta), = store_snapshot(pg_url)
+    ((uuid, parent, _, meta),) = store_snapshot(pg_url)
     assert parent == "pubmed:77"
     assert uuid == chunk_uuid("pubmed:77", json.loads(meta)["chunk_id"])
 
@@ -128,9 +128,7 @@ def test_a_deleted_registry_document_leaves_the_store(
     assert {r[1] for r in store_snapshot(pg_url)} == {"pubmed:1", "pubmed:3"}
 
 
-def test_worker_processes_give_the_same_result_as_inline(
-    pg_url: str, tmp_path: Path
-) -> None:
+def test_worker_processes_give_the_same_result_as_inline(pg_url: str, tmp_path: Path) -> None:
     pipeline = make_pipeline(pg_url, tmp_path / "objects", workers=2, batch_size=40)
     corpus = Corpus(pipeline.registry, pipeline.objects)  # type: ignore[arg-type]
     for pmid in range(1, 101):

@@ -38,8 +38,11 @@ def test_writing_a_document_resolves_its_open_failure(pg_url: str) -> None:
     registry.migrate()
     registry.record_failures([_failure("pubmed:2", "store")], run_id="r1", max_attempts=3)
     registry.record_written(
-        "t", [("pubmed:2", "pubmed", "2026-11-03", "h2", [])],
-        chunker_version="c", embedder_id="none", run_id="r2",
+        "t",
+        [("pubmed:2", "pubmed", "2026-11-03", "h2", [])],
+        chunker_version="c",
+        embedder_id="none",
+        run_id="r2",
     )
     resolved = registry.conn.execute(
         "SELECT resolved_run_id FROM reingest.ingestion_failures WHERE uid = 'pubmed:2'"

@@ -51,14 +51,15 @@ def raw_documents(context: Any, reingest: ReingestResource) -> DataVersionsByPar
     added, removed or its content hash changes, so downstream partitions show as stale."""
     registry = reingest.postgres.registry()
     try:
-        versions = {}
-        for key in PARTITIONS.get_partition_keys():
-            part = Partition.from_key(key)
-            count, digest = registry.partition_summary(part.source, part.ingest_date)
-            versions[key] = DataVersion(f"{count}:{digest}")
-        return DataVersionsByPartition(versions)
+        summaries = registry.partition_summaries(SETTINGS.sources, SETTINGS.start_date)
     finally:
         registry.close()
+    return DataVersionsByPartition(
+        {
+            key: DataVersion("{}:{}".format(*summaries.get(key, (0, "empty"))))
+            for key in PARTITIONS.get_partition_keys()
+        }
+    )
 
 
 def _report_metadata(reports: list[StageReport]) -> dict[str, Any]:
@@ -124,7 +125,7 @@ def normalized_documents(
 ) -> MaterializeResult:
     """New or changed documents of each partition, fetched, parsed and normalized into one
     Parquet object per partition. Bad records land in ingestion_failures; the run goes on."""
-    pipeline = reingest.pipeline(context.run_id, context.log.info)
+    pipeline = reingest.pipeline(context.run.run_id, context.log.info)
     try:
         reports = _observe_each(
             context,
@@ -154,7 +155,7 @@ def document_chunks_v2(
     """Chunks of each partition's documents in DocumentChunk_v2, with deterministic UUIDs:
     unchanged documents are skipped, shrunk documents lose their stale tail, failures are
     recorded and the run goes on."""
-    pipeline = reingest.pipeline(context.run_id, context.log.info)
+    pipeline = reingest.pipeline(context.run.run_id, context.log.info)
     try:
         reports = _observe_each(
             context,

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 
-def embedded_postgres_url(pg_dir: Path) -> str:
+def embedded_postgres_url(pg_dir: Path, *, delete_on_exit: bool = False) -> str:
     """Start (or attach to) the embedded server whose data lives in ``pg_dir``; return its URL.
 
     The server listens on a Unix socket only, and stops when the last process that attached to it
@@ -19,4 +19,7 @@ def embedded_postgres_url(pg_dir: Path) -> str:
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
-    return str(embedded_postgres.get_server(pg_dir).get_uri())
+    server = embedded_postgres.get_server(
+        pg_dir, cleanup_mode="delete" if delete_on_exit else "stop"
+    )
+    return str(server.get_uri())

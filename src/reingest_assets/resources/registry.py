@@ -200,21 +200,35 @@ class Registry:
             )
         return n
 
-    def partition_summary(self, source: str, ingest_date: str) -> tuple[int, str]:
-        """(document count, data version) of a partition: the version changes whenever a
-        document is added, removed or its content changes."""
+    def partition_summary(self, source: str, ingest_date: str) -> tuple[int, str | None]:
+        """(document count, digest of its uids and content hashes) of one partition."""
         start, end = _day_bounds(ingest_date)
         count, digest = self.conn.execute(
             """
             SELECT count(*),
-                   md5(coalesce(string_agg(uid || ':' || coalesce(content_hash, ''), ','
-                                           ORDER BY uid), ''))
+                   md5(string_agg(uid || ':' || coalesce(content_hash, ''), ',' ORDER BY uid))
             FROM documents
             WHERE source = %s AND updated_at >= %s AND updated_at < %s
             """,
             (source, start, end),
         ).fetchone()
-        return int(count), str(digest)
+        return int(count), digest
+
+    def partition_summaries(self, sources: Sequence[str], since: str) -> dict[str, tuple[int, str]]:
+        """``{partition key: (count, digest)}`` for every non-empty partition of these sources
+        from ``since`` on, in one grouped scan. The digest changes whenever a document is added,
+        removed or its content changes: it is the partition's data version."""
+        rows = self.conn.execute(
+            """
+            SELECT (updated_at AT TIME ZONE 'UTC')::date::text AS day, source, count(*),
+                   md5(string_agg(uid || ':' || coalesce(content_hash, ''), ',' ORDER BY uid))
+            FROM documents
+            WHERE source = ANY(%s) AND updated_at >= %s
+            GROUP BY 1, 2
+            """,
+            (list(sources), _day_bounds(since)[0]),
+        ).fetchall()
+        return {f"{day}|{source}": (int(n), str(digest)) for day, source, n, digest in rows}
 
     # -- the ledger ---------------------------------------------------------------------------
 
