@@ -1,0 +1,550 @@
+"""DocumentChunk_v2 in Weaviate (production), through the v4 client.
+
+Writes are gRPC ``BatchObjects`` calls (``insert_many``, ``batch_size`` objects each,
+``concurrency`` in flight) rather than the client's fixed-size batcher, which waits up to a second
+for a partial batch to fill on every flush. A successful call says nothing about single objects:
+each reply's per-object errors are read, and documents with an unwritten object are reported.
+Deletes loop ``delete_many``: one call removes at most ``QUERY_MAXIMUM_RESULTS`` (10,000 by
+default) objects.
+
+Blue/green: with ``alias`` set, the store writes a versioned physical collection
+(:func:`versioned_collection`) and :meth:`WeaviateChunkStore.promote` points the alias that
+readers query at it; rolling back is pointing the alias at the previous collection again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Literal
+
+from weaviate import WeaviateClient
+from weaviate.classes.config import Configure, DataType, Property, Tokenization
+from weaviate.classes.data import DataObject
+from weaviate.classes.query import Filter
+from weaviate.collections.classes.config import _NestedProperty, _Property
+from weaviate.collections.classes.filters import _Filters
+from weaviate.exceptions import (
+    UnexpectedStatusCodeError,
+    WeaviateBaseError,
+    WeaviateConnectionError,
+    WeaviateInsertManyAllFailedError,
+    WeaviateRetryError,
+    WeaviateTimeoutError,
+)
+
+from reingest_assets.domain.document import Chunk
+from reingest_assets.engine.retry import retry
+from reingest_assets.resources.stores import COLLECTION, StoredChunk
+
+Vectorizer = Literal["text2vec-openai", "text2vec-transformers", "none"]
+
+VECTOR_NAME = "default"
+VECTORIZED_PROPERTIES = ["title", "text"]
+ALIAS_MIN_VERSION = (1, 32, 0)
+# Values per contains_any filter: keeps one filter (and one request) bounded.
+FILTER_VALUES = 1_000
+# Documents per fetch query, and objects per page of it; offset + limit must stay under the
+# server's QUERY_MAXIMUM_RESULTS (10,000), which a hundred abstracts never come near.
+FETCH_PARENTS = 100
+FETCH_PAGE = 1_000
+QUERY_MAXIMUM_RESULTS = 10_000
+
+# Batch error messages that say "try again": the client keeps only the message text (gRPC
+# details, or the repr of the exception that failed the whole batch).
+_TRANSIENT_MESSAGE = re.compile(
+    r"unavailable|deadline.?exceeded|resource.?exhausted|connection (refused|reset|closed|aborted)"
+    r"|broken pipe|timed? ?out|status:? ?(429|5\d\d)\b|rate limit|too many requests"
+    r"|weaviateretryerror|weaviatetimeouterror|weaviateconnectionerror|shutting down",
+    re.IGNORECASE,
+)
+
+
+class WeaviateStoreError(RuntimeError):
+    """The store cannot do what was asked; the message says why."""
+
+
+class SchemaMismatchError(WeaviateStoreError):
+    def __init__(self, collection: str, differences: list[str]) -> None:
+        self.differences = differences
+        listing = "\n  - ".join(differences)
+        super().__init__(
+            f"Weaviate collection {collection} does not match the DocumentChunk_v2 schema "
+            f"({len(differences)} difference(s)):\n  - {listing}"
+        )
+
+
+class TransientWeaviateError(WeaviateStoreError):
+    """Worth another attempt (``engine.retry.is_transient`` honours ``transient``)."""
+
+    transient = True
+
+
+def _text(name: str, **kwargs: Any) -> Property:
+    return Property(name=name, data_type=DataType.TEXT, **kwargs)
+
+
+def chunk_properties() -> list[Property]:
+    """The collection's properties, as the original service defined them."""
+    pubmed = [
+        _text("journal"),
+        Property(name="mesh_terms", data_type=DataType.TEXT_ARRAY),
+        Property(name="quality_total", data_type=DataType.NUMBER),
+        _text("doi"),
+        _text("pmc_id"),
+        _text("language"),
+        Property(name="authors", data_type=DataType.TEXT_ARRAY),
+    ]
+    meta = [
+        _text("chunk_id"),
+        Property(name="chunk_index", data_type=DataType.INT),
+        _text("chunker_version"),
+        _text("tokenizer"),
+        Property(name="target_tokens", data_type=DataType.INT),
+        Property(name="max_tokens", data_type=DataType.INT),
+        Property(name="overlap_tokens", data_type=DataType.INT),
+        Property(name="section_index", data_type=DataType.INT),
+        Property(
+            name="src",
+            data_type=DataType.OBJECT,
+            nested_properties=[
+                Property(name="pubmed", data_type=DataType.OBJECT, nested_properties=pubmed)
+            ],
+        ),
+    ]
+    return [
+        _text(
+            "parent_uid",
+            index_filterable=True,
+            index_searchable=False,
+            tokenization=Tokenization.FIELD,
+        ),
+        _text("source"),
+        _text("title", index_searchable=True, tokenization=Tokenization.WORD),
+        _text("text", index_searchable=True, tokenization=Tokenization.WORD),
+        _text("section"),
+        Property(name="published_at", data_type=DataType.DATE),
+        Property(name="year", data_type=DataType.INT),
+        Property(name="tokens", data_type=DataType.INT),
+        Property(name="n_sentences", data_type=DataType.INT),
+        Property(name="quality_total", data_type=DataType.NUMBER),
+        Property(name="meta", data_type=DataType.OBJECT, nested_properties=meta),
+    ]
+
+
+def _vector_config(vectorizer: Vectorizer) -> Any:
+    if vectorizer == "text2vec-openai":
+        return Configure.Vectors.text2vec_openai(
+            name=VECTOR_NAME,
+            source_properties=VECTORIZED_PROPERTIES,
+            vectorize_collection_name=False,
+        )
+    if vectorizer == "text2vec-transformers":
+        return Configure.Vectors.text2vec_transformers(
+            name=VECTOR_NAME,
+            source_properties=VECTORIZED_PROPERTIES,
+            vectorize_collection_name=False,
+        )
+    return Configure.Vectors.self_provided(name=VECTOR_NAME)
+
+
+# A property tree: name -> (data type, tokenization, nested tree or None).
+_Tree = dict[str, tuple[str, str | None, "_Tree | None"]]
+
+
+def _tree(props: Sequence[Property | _Property | _NestedProperty]) -> _Tree:
+    out: _Tree = {}
+    for p in props:
+        data_type = DataType(p.dataType).value if isinstance(p, Property) else p.data_type.value
+        tokenization = p.tokenization.value if p.tokenization is not None else None
+        nested: Any = p.nestedProperties if isinstance(p, Property) else p.nested_properties
+        out[p.name] = (data_type, tokenization, _tree(nested) if nested else None)
+    return out
+
+
+def _differences(expected: _Tree, actual: _Tree, prefix: str = "") -> list[str]:
+    diffs: list[str] = []
+    for name, (e_type, e_tok, e_nested) in expected.items():
+        path = prefix + name
+        if name not in actual:
+            diffs.append(f"{path}: missing (expected {e_type})")
+            continue
+        a_type, a_tok, a_nested = actual[name]
+        if a_type != e_type:
+            diffs.append(f"{path}: data type {a_type}, expected {e_type}")
+        elif e_tok is not None and a_tok != e_tok:
+            # parent_uid must be "field": with "word" a filter on pubmed:1 also matches pubmed:2.
+            diffs.append(f"{path}: tokenization {a_tok}, expected {e_tok}")
+        if e_nested is not None and a_nested is not None:
+            diffs.extend(_differences(e_nested, a_nested, path + "."))
+    for name, (a_type, _, _) in actual.items():
+        if name not in expected:
+            diffs.append(f"{prefix}{name}: unexpected property ({a_type})")
+    return diffs
+
+
+def versioned_collection(version: str, base: str = COLLECTION) -> str:
+    """``DocumentChunk_v2_<version>``, with characters a class name cannot hold replaced."""
+    cleaned = re.sub(r"[^0-9A-Za-z_]", "_", version)
+    if not cleaned:
+        raise ValueError("an empty version cannot name a collection")
+    return f"{base}_{cleaned}"
+
+
+def server_version(client: WeaviateClient) -> tuple[int, int, int]:
+    raw = str(client.get_meta().get("version", ""))
+    parts = [int(p) for p in re.findall(r"\d+", raw)[:3]]
+    if len(parts) < 2:
+        raise WeaviateStoreError(f"Weaviate reported an unreadable version {raw!r}")
+    return (parts[0], parts[1], parts[2] if len(parts) > 2 else 0)
+
+
+def require_alias_support(client: WeaviateClient) -> None:
+    found = server_version(client)
+    if found < ALIAS_MIN_VERSION:
+        need = ".".join(map(str, ALIAS_MIN_VERSION))
+        raise WeaviateStoreError(
+            f"Weaviate {'.'.join(map(str, found))} has no collection aliases (they need "
+            f">= {need}); upgrade the server or unset the alias (REINGEST_WEAVIATE_ALIAS) to "
+            "write the collection directly"
+        )
+
+
+def alias_target(client: WeaviateClient, alias: str) -> str | None:
+    """The collection ``alias`` points at, or None when there is no such alias."""
+    require_alias_support(client)
+    found = client.alias.get(alias_name=alias)
+    return found.collection if found is not None else None
+
+
+def point_alias(client: WeaviateClient, alias: str, target: str) -> str | None:
+    """Create ``alias`` or move it to ``target``; returns the previous target (None if new)."""
+    require_alias_support(client)
+    if not client.collections.exists(target):
+        raise WeaviateStoreError(f"cannot point alias {alias} at missing collection {target}")
+    previous = alias_target(client, alias)
+    if previous is None:
+        client.alias.create(alias_name=alias, target_collection=target)
+    elif previous != target:
+        client.alias.update(alias_name=alias, new_target_collection=target)
+    return previous
+
+
+def _is_transient_exception(exc: BaseException) -> bool:
+    if isinstance(exc, UnexpectedStatusCodeError):
+        return exc.status_code >= 500 or exc.status_code == 429
+    if isinstance(exc, WeaviateConnectionError | WeaviateRetryError | WeaviateTimeoutError):
+        return True
+    return isinstance(exc, ConnectionError | TimeoutError | OSError)
+
+
+def _to_weaviate(value: Any) -> Any:
+    """Nulls are dropped (Weaviate stores a null as an absent property); dicts recursively."""
+    if isinstance(value, dict):
+        return {k: _to_weaviate(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _rfc3339(day: str) -> str:
+    # Weaviate's date type takes RFC3339 only; documents carry YYYY-MM-DD.
+    return f"{day}T00:00:00Z" if len(day) == 10 else day
+
+
+def _from_weaviate(values: dict[str, Any], tree: _Tree) -> dict[str, Any]:
+    """Back to the shape ``Chunk.properties()`` has: absent properties as None (arrays as []),
+    dates as YYYY-MM-DD, numbers as the schema types them."""
+    out: dict[str, Any] = {}
+    for name, (data_type, _, nested) in tree.items():
+        value = values.get(name)
+        if value is None:
+            out[name] = [] if data_type.endswith("[]") else None
+        elif nested is not None:
+            out[name] = _from_weaviate(value, nested)
+        elif data_type == "date":
+            moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+            moment = moment.astimezone(UTC)
+            out[name] = (
+                moment.date().isoformat()
+                if moment.time() == datetime.min.time()
+                else (moment.isoformat())
+            )
+        elif data_type == "int":
+            out[name] = int(value)
+        elif data_type == "number":
+            out[name] = float(value)
+        else:
+            out[name] = list(value) if data_type.endswith("[]") else value
+    return out
+
+
+def _groups(values: Sequence[str], size: int) -> Iterator[list[str]]:
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), size):
+        yield unique[start : start + size]
+
+
+class WeaviateChunkStore:
+    """The ChunkStore over one Weaviate collection. The store owns ``client``: ``close()``
+    closes it."""
+
+    name = "weaviate"
+
+    def __init__(
+        self,
+        client: WeaviateClient,
+        *,
+        collection: str = COLLECTION,
+        vectorizer: Vectorizer = "text2vec-openai",
+        batch_size: int = 200,
+        concurrency: int = 2,
+        attempts: int = 5,
+        alias: str | None = None,
+        retry_base_delay: float = 1.0,
+    ) -> None:
+        if alias is not None and alias == collection:
+            raise ValueError(
+                f"alias {alias} must differ from the physical collection it points at; "
+                "use versioned_collection() for the collection name"
+            )
+        self.client = client
+        self.collection = collection
+        self.vectorizer: Vectorizer = vectorizer
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.attempts = attempts
+        self.alias = alias
+        self.retry_base_delay = retry_base_delay
+        self.target = f"weaviate:{collection}"
+        self._named_vector: bool | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._tree = _tree(chunk_properties())
+
+    @property
+    def _col(self) -> Any:
+        return self.client.collections.use(self.collection)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+        self.client.close()
+
+    # --- schema -----------------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        if self.alias is not None:
+            require_alias_support(self.client)
+            if self.client.collections.exists(self.alias) and (
+                alias_target(self.client, self.alias) is None
+            ):
+                raise WeaviateStoreError(
+                    f"{self.alias} is a collection, not an alias: a collection and an alias "
+                    "cannot share a name; choose another alias name or migrate the collection"
+                )
+        if not self.client.collections.exists(self.collection):
+            self.client.collections.create(
+                self.collection,
+                properties=chunk_properties(),
+                vector_config=_vector_config(self.vectorizer),
+            )
+        config = self._col.config.get(simple=True)
+        self._named_vector = config.vector_config is not None
+        differences = _differences(self._tree, _tree(config.properties))
+        if differences:
+            raise SchemaMismatchError(self.collection, differences)
+
+    def _uses_named_vector(self) -> bool:
+        if self._named_vector is None:
+            self._named_vector = self._col.config.get(simple=True).vector_config is not None
+        return self._named_vector
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]] | None = None
+    ) -> dict[str, str]:
+        if vectors is not None and len(vectors) != len(chunks):
+            raise ValueError(f"{len(vectors)} vectors for {len(chunks)} chunks")
+        errors: dict[str, str] = {}
+        pending = list(range(len(chunks)))
+        last_error: dict[int, str] = {}
+
+        def attempt() -> None:
+            nonlocal pending
+            failed = self._write_batch(chunks, vectors, pending)
+            retry_next = []
+            for index, message in failed.items():
+                if _TRANSIENT_MESSAGE.search(message):
+                    retry_next.append(index)
+                    last_error[index] = message
+                else:
+                    errors.setdefault(chunks[index].parent_uid, message)
+            pending = retry_next
+            if pending:
+                raise TransientWeaviateError(f"{len(pending)} objects failed transiently")
+
+        try:
+            retry(
+                attempt,
+                attempts=self.attempts,
+                base_delay=self.retry_base_delay,
+                max_delay=30 * self.retry_base_delay,
+                retry_on=lambda exc: isinstance(exc, TransientWeaviateError),
+            )
+        except TransientWeaviateError as exc:
+            for index in pending:
+                errors.setdefault(chunks[index].parent_uid, last_error.get(index, str(exc)))
+        return errors
+
+    def _write_batch(
+        self,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[Sequence[float]] | None,
+        indexes: Sequence[int],
+    ) -> dict[int, str]:
+        """One pass over ``chunks[indexes]``, ``batch_size`` objects per ``insert_many`` and
+        ``concurrency`` of them in flight; returns ``{index: error}``."""
+        named = vectors is not None and self._uses_named_vector()
+        items: list[tuple[int, DataObject[dict[str, Any], None]]] = []
+        for index in indexes:
+            chunk = chunks[index]
+            props = _to_weaviate(chunk.properties())
+            if chunk.published_at:
+                props["published_at"] = _rfc3339(chunk.published_at)
+            vector: Any = None
+            if vectors is not None:
+                vec = [float(x) for x in vectors[index]]
+                vector = {VECTOR_NAME: vec} if named else vec
+            items.append((index, DataObject(properties=props, uuid=chunk.uuid, vector=vector)))
+        slices = [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
+        failed: dict[int, str] = {}
+        for result in self._pool().map(self._insert_slice, slices):
+            failed.update(result)
+        return failed
+
+    def _insert_slice(
+        self, items: list[tuple[int, DataObject[dict[str, Any], None]]]
+    ) -> dict[int, str]:
+        try:
+            result = self._col.data.insert_many([obj for _, obj in items])
+        except WeaviateInsertManyAllFailedError as exc:
+            # Every object failed; the message lists the distinct errors.
+            return {index: str(exc) for index, _ in items}
+        except (WeaviateBaseError, OSError) as exc:
+            # The request as a whole failed (gRPC status, connection, retries exhausted).
+            return {index: f"{type(exc).__name__}: {exc}" for index, _ in items}
+        return {items[position][0]: err.message for position, err in result.errors.items()}
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.concurrency, thread_name_prefix="weaviate-upsert"
+            )
+        return self._executor
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        """Reads and deletes: retried in place on transient errors."""
+
+        def guarded() -> Any:
+            try:
+                return fn()
+            except Exception as exc:
+                if _is_transient_exception(exc):
+                    raise TransientWeaviateError(str(exc)) from exc
+                raise
+
+        return retry(
+            guarded,
+            attempts=self.attempts,
+            base_delay=self.retry_base_delay,
+            max_delay=30 * self.retry_base_delay,
+            retry_on=lambda exc: isinstance(exc, TransientWeaviateError),
+        )
+
+    def _delete_where(self, where: _Filters) -> int:
+        deleted = 0
+        while True:
+            result = self._call(lambda: self._col.data.delete_many(where=where))
+            deleted += result.successful
+            if result.failed:
+                raise WeaviateStoreError(
+                    f"delete_many in {self.collection}: {result.failed} of {result.matches} "
+                    "matched objects were not deleted"
+                )
+            # One call deletes at most QUERY_MAXIMUM_RESULTS objects: ask again until nothing
+            # matches (the server's cap is configurable, so no fixed number tells "done").
+            if result.matches == 0:
+                return deleted
+            if result.successful == 0:
+                raise WeaviateStoreError(
+                    f"delete_many in {self.collection} matched {result.matches} objects "
+                    "but deleted none"
+                )
+
+    def delete(self, uuids: Sequence[str]) -> int:
+        return sum(
+            self._delete_where(Filter.by_id().contains_any(group))
+            for group in _groups(uuids, FILTER_VALUES)
+        )
+
+    def delete_parents(self, parent_uids: Sequence[str]) -> int:
+        return sum(
+            self._delete_where(Filter.by_property("parent_uid").contains_any(group))
+            for group in _groups(parent_uids, FILTER_VALUES)
+        )
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def count(self, parent_uids: Sequence[str] | None = None) -> int:
+        if parent_uids is None:
+            return self._count(None)
+        return sum(
+            self._count(Filter.by_property("parent_uid").contains_any(group))
+            for group in _groups(parent_uids, FILTER_VALUES)
+        )
+
+    def _count(self, where: _Filters | None) -> int:
+        result = self._call(partial(self._col.aggregate.over_all, filters=where, total_count=True))
+        return int(result.total_count)
+
+    def fetch(self, parent_uids: Sequence[str]) -> Iterator[StoredChunk]:
+        for group in _groups(parent_uids, FETCH_PARENTS):
+            where = Filter.by_property("parent_uid").contains_any(group)
+            objects: list[Any] = []
+            offset = 0
+            while True:
+                if offset + FETCH_PAGE > QUERY_MAXIMUM_RESULTS:
+                    raise WeaviateStoreError(
+                        f"{len(group)} documents hold over {QUERY_MAXIMUM_RESULTS} chunks: "
+                        "more than one query can page through"
+                    )
+                page = self._call(partial(self._page, where, offset)).objects
+                objects.extend(page)
+                if len(page) < FETCH_PAGE:
+                    break
+                offset += FETCH_PAGE
+            for obj in sorted(objects, key=lambda o: str(o.uuid)):
+                props = _from_weaviate(obj.properties, self._tree)
+                yield StoredChunk(
+                    uuid=str(obj.uuid), parent_uid=props["parent_uid"], properties=props
+                )
+
+    def _page(self, where: _Filters, offset: int) -> Any:
+        return self._col.query.fetch_objects(filters=where, limit=FETCH_PAGE, offset=offset)
+
+    # --- blue/green -------------------------------------------------------------------------
+
+    def alias_target(self) -> str | None:
+        if self.alias is None:
+            raise WeaviateStoreError("this store has no alias configured")
+        return alias_target(self.client, self.alias)
+
+    def promote(self) -> str | None:
+        """Point the alias at this store's collection; returns the previous target, which is
+        what a rollback points it at again."""
+        if self.alias is None:
+            raise WeaviateStoreError("this store has no alias configured")
+        return point_alias(self.client, self.alias, self.collection)

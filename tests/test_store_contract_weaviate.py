@@ -1,0 +1,34 @@
+"""The ChunkStore contract against WeaviateChunkStore (fake server, or WEAVIATE_URL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from reingest_assets.resources.stores import ChunkStore
+from reingest_assets.resources.stores.weaviate import WeaviateChunkStore
+from store_contract import StoreContract
+from weaviate_target import WeaviateTarget, weaviate_target
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[WeaviateTarget]:
+    with weaviate_target() as t:
+        yield t
+
+
+class TestWeaviateContract(StoreContract):
+    @pytest.fixture
+    def store(self, target: WeaviateTarget) -> Iterator[ChunkStore]:
+        client = target.connect()
+        name = target.unique_name()
+        store = WeaviateChunkStore(
+            client, collection=name, vectorizer="none", retry_base_delay=0.01
+        )
+        store.ensure_schema()
+        try:
+            yield store
+        finally:
+            client.collections.delete(name)
+            store.close()

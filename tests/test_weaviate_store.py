@@ -1,0 +1,363 @@
+"""WeaviateChunkStore and connect() against the real client, talking to the fake server
+(tests/weaviate_server) or, with WEAVIATE_URL set, a live Weaviate. Fault-injection tests run
+on the fake only."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from weaviate.classes.config import Configure, DataType, Property, Tokenization
+
+from reingest_assets.resources.stores.weaviate import (
+    SchemaMismatchError,
+    WeaviateChunkStore,
+    WeaviateStoreError,
+    alias_target,
+    point_alias,
+    versioned_collection,
+)
+from reingest_assets.resources.weaviate_connection import (
+    WeaviateSettings,
+    WeaviateUnavailableError,
+    connect,
+)
+from store_contract import make_chunks
+from weaviate_server import FakeWeaviate, Faults
+from weaviate_target import LIVE_URL, WeaviateTarget, fake_settings, weaviate_target
+
+MakeStore = Callable[..., WeaviateChunkStore]
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[WeaviateTarget]:
+    with weaviate_target() as t:
+        yield t
+
+
+@pytest.fixture
+def fake(target: WeaviateTarget) -> FakeWeaviate:
+    if target.fake is None:
+        pytest.skip("fault injection needs the fake server (WEAVIATE_URL is set)")
+    target.fake.faults = Faults()
+    target.fake.calls.clear()
+    return target.fake
+
+
+@pytest.fixture
+def make_store(target: WeaviateTarget) -> Iterator[MakeStore]:
+    """Stores on fresh, uniquely named collections; every collection and alias is dropped after."""
+    clients: list[Any] = []
+    names: list[str] = []
+
+    def make(**kwargs: Any) -> WeaviateChunkStore:
+        client = target.connect()
+        clients.append(client)
+        kwargs.setdefault("collection", target.unique_name())
+        kwargs.setdefault("vectorizer", "none")
+        kwargs.setdefault("retry_base_delay", 0.01)
+        names.append(kwargs["collection"])
+        if kwargs.get("alias"):
+            names.append(kwargs["alias"])
+        return WeaviateChunkStore(client, **kwargs)
+
+    yield make
+    if target.fake is not None:
+        target.fake.faults = Faults()
+    cleanup = target.connect()
+    try:
+        for name in names:
+            if cleanup.collections.exists(name) and not _is_alias(cleanup, name):
+                cleanup.collections.delete(name)
+        for name in names:
+            if _is_alias(cleanup, name):
+                cleanup.alias.delete(alias_name=name)
+    finally:
+        cleanup.close()
+        for client in clients:
+            client.close()
+
+
+def _is_alias(client: Any, name: str) -> bool:
+    try:
+        return client.alias.get(alias_name=name) is not None
+    except Exception:  # servers without aliases
+        return False
+
+
+# --- schema ---------------------------------------------------------------------------------
+
+
+def test_ensure_schema_creates_the_original_properties(make_store: MakeStore) -> None:
+    store = make_store()
+    store.ensure_schema()
+    store.ensure_schema()  # present and matching: no error, nothing changes
+    config = store.client.collections.use(store.collection).config.get()
+    props = {p.name: p for p in config.properties}
+    assert list(props) == [
+        "parent_uid", "source", "title", "text", "section", "published_at",
+        "year", "tokens", "n_sentences", "quality_total", "meta",
+    ]  # fmt: skip
+    assert props["parent_uid"].tokenization == Tokenization.FIELD
+    assert props["parent_uid"].index_filterable and not props["parent_uid"].index_searchable
+    assert props["text"].index_searchable and props["text"].tokenization == Tokenization.WORD
+    assert props["published_at"].data_type == DataType.DATE
+    assert props["quality_total"].data_type == DataType.NUMBER
+    meta = {p.name: p for p in props["meta"].nested_properties or []}
+    assert meta["chunk_index"].data_type == DataType.INT
+    pubmed = (meta["src"].nested_properties or [])[0]
+    assert pubmed.name == "pubmed"
+    nested = {p.name: p.data_type for p in pubmed.nested_properties or []}
+    assert nested["mesh_terms"] == DataType.TEXT_ARRAY
+    assert nested["authors"] == DataType.TEXT_ARRAY
+    assert nested["quality_total"] == DataType.NUMBER
+    assert config.vector_config is not None
+    assert config.vector_config["default"].vectorizer.vectorizer == "none"
+
+
+def test_schema_mismatch_lists_every_difference(make_store: MakeStore) -> None:
+    store = make_store()
+    store.client.collections.create(
+        store.collection,
+        properties=[
+            Property(name="parent_uid", data_type=DataType.TEXT, tokenization=Tokenization.WORD),
+            Property(name="source", data_type=DataType.TEXT),
+            Property(name="title", data_type=DataType.TEXT),
+            Property(name="text", data_type=DataType.TEXT),
+            Property(name="section", data_type=DataType.TEXT),
+            Property(name="published_at", data_type=DataType.TEXT),
+            Property(name="year", data_type=DataType.INT),
+            Property(name="tokens", data_type=DataType.INT),
+            Property(name="n_sentences", data_type=DataType.INT),
+            Property(name="quality_total", data_type=DataType.NUMBER),
+            Property(
+                name="meta",
+                data_type=DataType.OBJECT,
+                nested_properties=[Property(name="chunk_id", data_type=DataType.INT)],
+            ),
+            Property(name="legacy_score", data_type=DataType.NUMBER),
+        ],
+        vector_config=Configure.Vectors.self_provided(),
+    )
+    with pytest.raises(SchemaMismatchError) as caught:
+        store.ensure_schema()
+    diffs = caught.value.differences
+    assert "parent_uid: tokenization word, expected field" in diffs
+    assert "published_at: data type text, expected date" in diffs
+    assert "meta.chunk_id: data type int, expected text" in diffs
+    assert "meta.src: missing (expected object)" in diffs
+    assert "legacy_score: unexpected property (number)" in diffs
+    assert store.collection in str(caught.value)
+    assert all(d in str(caught.value) for d in diffs)
+
+
+# --- writes and reads -----------------------------------------------------------------------
+
+
+def test_upsert_with_vectors_fetch_and_count(make_store: MakeStore) -> None:
+    store = make_store()
+    store.ensure_schema()
+    chunks = make_chunks("pubmed:1", 3) + make_chunks("pubmed:2", 2)
+    vectors = [[float(i), 0.5, 0.25] for i in range(len(chunks))]
+    assert store.upsert(chunks, vectors) == {}
+    assert store.count() == 5
+    assert store.count(["pubmed:1"]) == 3
+    stored = {s.uuid: s for s in store.fetch(["pubmed:1", "pubmed:2"])}
+    assert set(stored) == {c.uuid for c in chunks}
+    for chunk in chunks:
+        assert stored[chunk.uuid].properties == chunk.properties()
+    vec = store.client.collections.use(store.collection).query.fetch_object_by_id(
+        chunks[1].uuid, include_vector=True
+    )
+    if vec is not None and vec.vector:  # the fake does not return vectors
+        assert vec.vector["default"] == pytest.approx(vectors[1])
+
+
+def test_reupsert_with_same_ids_leaves_no_duplicates(make_store: MakeStore) -> None:
+    store = make_store()
+    store.ensure_schema()
+    assert store.upsert(make_chunks("pubmed:7", 4)) == {}
+    assert store.upsert(make_chunks("pubmed:7", 4, text="second")) == {}
+    assert store.count(["pubmed:7"]) == 4
+    assert {s.properties["text"].split()[0] for s in store.fetch(["pubmed:7"])} == {"second"}
+
+
+def test_an_invalid_object_is_reported_for_its_document(make_store: MakeStore) -> None:
+    store = make_store()
+    store.ensure_schema()
+    assert store.upsert(make_chunks("pubmed:1", 1), [[0.1, 0.2, 0.3]]) == {}
+    # A vector of another length is rejected by the server for that object only.
+    errors = store.upsert(
+        make_chunks("pubmed:2", 1) + make_chunks("pubmed:3", 1), [[0.1, 0.2, 0.3], [0.1, 0.2]]
+    )
+    assert list(errors) == ["pubmed:3"]
+    assert "length" in errors["pubmed:3"]
+    assert store.count(["pubmed:2"]) == 1
+
+
+def test_per_object_failures_surface_per_document(
+    make_store: MakeStore, fake: FakeWeaviate
+) -> None:
+    store = make_store()
+    store.ensure_schema()
+    fake.faults.failing_parents = {"pubmed:2": "shard is read-only"}
+    errors = store.upsert(make_chunks("pubmed:1", 2) + make_chunks("pubmed:2", 3))
+    assert errors == {"pubmed:2": "shard is read-only"}
+    assert store.count(["pubmed:1"]) == 2
+    assert store.count(["pubmed:2"]) == 0
+    assert fake.calls["BatchObjects"] == 1  # not transient: no retry
+
+
+def test_transient_batch_errors_are_retried(make_store: MakeStore, fake: FakeWeaviate) -> None:
+    store = make_store(batch_size=500)
+    store.ensure_schema()
+    fake.faults.batch_faults = [
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
+    ] * 2
+    assert store.upsert(make_chunks("pubmed:1", 3)) == {}
+    assert store.count() == 3
+    assert fake.calls["BatchObjects"] == 3
+
+
+def test_unavailable_is_absorbed_by_the_client_retry(
+    make_store: MakeStore, fake: FakeWeaviate
+) -> None:
+    store = make_store()
+    store.ensure_schema()
+    fake.faults.batch_faults = [(grpc.StatusCode.UNAVAILABLE, "connection reset")]
+    assert store.upsert(make_chunks("pubmed:1", 2)) == {}
+    assert store.count() == 2
+
+
+def test_transient_errors_past_the_attempts_are_reported(
+    make_store: MakeStore, fake: FakeWeaviate
+) -> None:
+    store = make_store(attempts=2, batch_size=500)
+    store.ensure_schema()
+    fake.faults.batch_faults = [
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
+    ] * 5
+    errors = store.upsert(make_chunks("pubmed:1", 2) + make_chunks("pubmed:2", 1))
+    assert set(errors) == {"pubmed:1", "pubmed:2"}
+    assert "deadline exceeded" in errors["pubmed:1"]
+    assert fake.calls["BatchObjects"] == 2
+
+
+def test_deletes_loop_while_each_call_is_capped(make_store: MakeStore, fake: FakeWeaviate) -> None:
+    store = make_store(batch_size=500)
+    store.ensure_schema()
+    fake.faults.delete_cap = 40  # the real server's cap is 10,000; the loop is the same
+    many = make_chunks("pubmed:big", 100)
+    store.upsert(many + make_chunks("pubmed:small", 3))
+    assert store.delete_parents(["pubmed:big"]) == 100
+    assert fake.calls["BatchDelete"] == 4  # 40 + 40 + 20, then one that matches nothing
+    assert store.count() == 3
+    store.upsert(many)
+    assert store.delete([c.uuid for c in many[:90]]) == 90
+    assert store.count() == 13
+
+
+@pytest.mark.slow
+def test_delete_parents_past_ten_thousand_objects(make_store: MakeStore) -> None:
+    store = make_store(batch_size=1000, concurrency=4)
+    store.ensure_schema()
+    assert store.upsert(make_chunks("pubmed:huge", 10_050)) == {}
+    assert store.delete_parents(["pubmed:huge"]) == 10_050
+    assert store.count() == 0
+
+
+# --- blue/green -----------------------------------------------------------------------------
+
+
+def test_alias_promote_and_rollback(make_store: MakeStore, target: WeaviateTarget) -> None:
+    alias = target.unique_name("DocumentChunkAlias")
+    blue = make_store(collection=versioned_collection(target.unique_name("blue")), alias=alias)
+    blue.ensure_schema()
+    blue.upsert(make_chunks("pubmed:1", 2))
+    assert blue.promote() is None
+    assert blue.alias_target() == blue.collection
+
+    green = make_store(collection=versioned_collection("2026-11-27T10:00", base=alias), alias=alias)
+    assert green.collection == f"{alias}_2026_11_27T10_00"
+    green.ensure_schema()
+    green.upsert(make_chunks("pubmed:1", 2) + make_chunks("pubmed:2", 1))
+    assert green.promote() == blue.collection
+    reader = make_store(collection=alias)  # readers query the alias
+    assert reader.count() == 3
+
+    assert point_alias(blue.client, alias, blue.collection) == green.collection  # rollback
+    assert alias_target(blue.client, alias) == blue.collection
+    assert reader.count() == 2
+
+
+def test_alias_needs_weaviate_1_32(make_store: MakeStore, fake: FakeWeaviate) -> None:
+    fake.faults.server_version = "1.31.4"
+    store = make_store(alias="DocumentChunkAlias_old")
+    with pytest.raises(WeaviateStoreError, match=r"Weaviate 1\.31\.4 has no collection aliases"):
+        store.ensure_schema()
+    assert not store.client.collections.exists(store.collection)
+
+
+def test_alias_cannot_take_the_name_of_a_collection(
+    make_store: MakeStore, target: WeaviateTarget
+) -> None:
+    existing = make_store()
+    existing.ensure_schema()
+    store = make_store(alias=existing.collection)
+    with pytest.raises(WeaviateStoreError, match="is a collection, not an alias"):
+        store.ensure_schema()
+
+
+# --- connect --------------------------------------------------------------------------------
+
+
+def test_connect_reports_the_endpoint_and_never_the_key() -> None:
+    with socket.socket() as http, socket.socket() as grpc_sock:  # ports nothing listens on
+        http.bind(("127.0.0.1", 0))
+        grpc_sock.bind(("127.0.0.1", 0))
+        port, grpc_port = http.getsockname()[1], grpc_sock.getsockname()[1]
+    settings = WeaviateSettings(
+        http_host="127.0.0.1",
+        http_port=port,
+        grpc_port=grpc_port,
+        api_key="sekrit-key",
+        headers={"X-OpenAI-Api-Key": "sk-hidden"},
+        init_timeout=2.0,
+    )
+    with pytest.raises(WeaviateUnavailableError) as caught:
+        connect(settings)
+    message = str(caught.value)
+    assert f"127.0.0.1:{port}" in message
+    assert "sekrit-key" not in message and "sk-hidden" not in message
+    assert "sekrit-key" not in repr(settings) and "sk-hidden" not in repr(settings)
+
+
+def test_connect_sends_the_api_key(fake: FakeWeaviate) -> None:
+    fake.faults.api_key = "right-key"
+    client = connect(fake_settings(fake, api_key="right-key"))
+    try:
+        assert client.is_ready()
+    finally:
+        client.close()
+    with pytest.raises(WeaviateUnavailableError) as caught:
+        connect(fake_settings(fake, api_key="wrong-key"))
+    assert "wrong-key" not in str(caught.value)
+
+
+def test_connect_refuses_a_server_that_is_not_ready(fake: FakeWeaviate) -> None:
+    fake.faults.not_ready = True
+    with pytest.raises(WeaviateUnavailableError, match="is not ready"):
+        connect(fake_settings(fake))
+
+
+@pytest.mark.weaviate_live
+@pytest.mark.skipif(not LIVE_URL, reason="needs a live Weaviate (WEAVIATE_URL)")
+def test_live_server_supports_aliases(target: WeaviateTarget) -> None:
+    client = target.connect()
+    try:
+        assert alias_target(client, target.unique_name("NoSuchAlias")) is None
+    finally:
+        client.close()
