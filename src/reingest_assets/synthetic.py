@@ -430,31 +430,50 @@ def _capitalize(text: str) -> str:
     return text
 
 
+class _Slots(dict[str, str]):
+    """Template slot values, drawn only when a template asks for them (pool building is a
+    start-up cost of every corpus)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        super().__init__()
+        self.rng = rng
+
+    def __missing__(self, name: str) -> str:
+        rng = self.rng
+        if name in _WORDS:
+            value = rng.choice(_WORDS[name])
+        elif name in _SECOND_SLOTS:  # another word of the same class
+            value = rng.choice(_WORDS[_SECOND_SLOTS[name]])
+        elif name in ("lo", "hi"):  # a confidence interval around the ratio
+            ratio = float(self["hr"])
+            value = (
+                f"{ratio * (rng.uniform(0.6, 0.9) if name == 'lo' else rng.uniform(1.1, 1.6)):.2f}"
+            )
+        elif name == "y2":
+            value = str(rng.randint(int(self["y1"]) + 1, 2024))
+        else:
+            value = _NUMBERS[name](rng)
+        self[name] = value
+        return value
+
+
+_SECOND_SLOTS = {"outcome2": "outcome", "assay2": "assay", "process2": "process"}
+_NUMBERS: dict[str, Callable[[random.Random], str]] = {
+    "n": lambda rng: f"{rng.randint(24, 48000):,}",
+    "m": lambda rng: f"{rng.randint(12, 4000):,}",
+    "k": lambda rng: str(rng.randint(2, 60)),
+    "pct": lambda rng: f"{rng.uniform(1.5, 85):.1f}",
+    "pct2": lambda rng: f"{rng.uniform(1.5, 40):.1f}",
+    "hr": lambda rng: f"{rng.uniform(0.35, 2.8):.2f}",
+    "x": lambda rng: f"{rng.uniform(0.5, 250):.1f}",
+    "fold": lambda rng: f"{rng.uniform(1.5, 12):.1f}",
+    "dose": lambda rng: str(rng.choice((5, 10, 20, 25, 40, 50, 100, 200, 500, 1000))),
+    "y1": lambda rng: str(rng.randint(1995, 2019)),
+}
+
+
 def _fill(template: str, rng: random.Random) -> str:
-    words = _WORDS
-    hr = rng.uniform(0.35, 2.8)
-    lo = hr * rng.uniform(0.6, 0.9)
-    y1 = rng.randint(1995, 2019)
-    slots = {name: rng.choice(options) for name, options in words.items()}
-    slots |= {
-        "outcome2": rng.choice(words["outcome"]),
-        "assay2": rng.choice(words["assay"]),
-        "process2": rng.choice(words["process"]),
-        "n": f"{rng.randint(24, 48000):,}",
-        "m": f"{rng.randint(12, 4000):,}",
-        "k": str(rng.randint(2, 60)),
-        "pct": f"{rng.uniform(1.5, 85):.1f}",
-        "pct2": f"{rng.uniform(1.5, 40):.1f}",
-        "hr": f"{hr:.2f}",
-        "lo": f"{lo:.2f}",
-        "hi": f"{hr * rng.uniform(1.1, 1.6):.2f}",
-        "x": f"{rng.uniform(0.5, 250):.1f}",
-        "fold": f"{rng.uniform(1.5, 12):.1f}",
-        "dose": str(rng.choice((5, 10, 20, 25, 40, 50, 100, 200, 500, 1000))),
-        "y1": str(y1),
-        "y2": str(rng.randint(y1 + 1, 2024)),
-    }
-    return _capitalize(template.format_map(slots))
+    return _capitalize(template.format_map(_Slots(rng)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,7 +544,7 @@ def _pools() -> _Pools:
         titles=tuple(titles),
         author_lists=tuple(
             tuple(
-                f"{rng.choice(_LAST_NAMES)} {''.join(rng.sample(initials, rng.randint(1, 3)))}"
+                f"{rng.choice(_LAST_NAMES)} {''.join(rng.choices(initials, k=rng.randint(1, 3)))}"
                 for _ in range(rng.randint(3, 10))
             )
             for _ in range(_POOL_AUTHOR_LISTS)
