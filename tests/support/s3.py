@@ -158,6 +158,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out in separate writes; with Nagle's algorithm the body would
+        # wait for the client's delayed ACK (~40 ms) on every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.proxy._lock:
             self.server.proxy._connections.add(self.connection)
 
