@@ -285,3 +285,15 @@ def test_config_must_leave_room_for_text() -> None:
         ChunkerConfig(target_tokens=500)
     with pytest.raises(ValueError):
         ChunkerConfig(overlap_tokens=325)
+
+
+def test_an_absurdly_long_title_is_clipped_in_the_header_only() -> None:
+    title = " ".join(["Metformin in type 2 diabetes"] * 200)
+    doc = document(Section(None, paragraph(0, 3)), title=title)
+
+    [chunk] = chunk_document(doc)
+
+    assert chunk.tokens <= 450
+    assert chunk.text.startswith("[Title] Metformin in type 2 diabetes Metformin")
+    assert chunk.text.endswith(f"\n[Text] {paragraph(0, 3)}")
+    assert chunk.title == title
