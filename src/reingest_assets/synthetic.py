@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache, lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 import zstandard
@@ -36,8 +36,6 @@ MALFORMED_KINDS = (
     "xml_external_entity",
 )
 FIRST_PMID = 30_000_000
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,10 +562,6 @@ def _pools() -> _Pools:
 # --- record content -------------------------------------------------------------------------
 
 
-def _pick(r: Callable[[], float], pool: Sequence[T]) -> T:
-    return pool[int(r() * len(pool))]
-
-
 def _abstract(r: Callable[[], float], pools: _Pools) -> str | list[dict[str, str]]:
     shape = pools.shapes[int(r() * _POOL_SHAPES)]
     if shape is None:
@@ -594,17 +588,20 @@ def _content(
 ) -> dict[str, Any]:
     """One record in the original service's JSON shape."""
     r = rng.random
+    # Indexing with r() instead of rng.choice: this runs once per record.
     return {
         "pmid": pmid,
-        "title": title if title is not None else _pick(r, pools.titles),
+        "title": title if title is not None else pools.titles[int(r() * _POOL_TITLES)],
         "abstract": _abstract(r, pools),
-        "authors": _pick(r, pools.author_lists),
-        "journal": _pick(r, _JOURNALS),
-        "mesh_terms": _pick(r, pools.mesh_lists),
-        "doi": f"10.{_pick(r, _DOI_PREFIXES)}/syn.{pmid}" if r() < _DOI_SHARE else None,
+        "authors": pools.author_lists[int(r() * _POOL_AUTHOR_LISTS)],
+        "journal": _JOURNALS[int(r() * len(_JOURNALS))],
+        "mesh_terms": pools.mesh_lists[int(r() * _POOL_MESH_LISTS)],
+        "doi": f"10.{_DOI_PREFIXES[int(r() * len(_DOI_PREFIXES))]}/syn.{pmid}"
+        if r() < _DOI_SHARE
+        else None,
         "pmc_id": f"PMC{int(pmid) - FIRST_PMID + 8_000_000}" if r() < _PMC_SHARE else None,
-        "publication_date": _pick(r, pools.dates),
-        "language": _pick(r, _LANGUAGES),
+        "publication_date": pools.dates[int(r() * len(pools.dates))],
+        "language": _LANGUAGES[int(r() * len(_LANGUAGES))],
     }
 
 
