@@ -240,24 +240,23 @@ class _DocumentChunker:
             lines.append(f"[Section] {label}")
         return "\n".join(lines) + "\n[Text]" if lines else ""
 
+    def _header_tokens(self, header: str) -> int:
+        tokens = self.header_tokens.get(header)
+        if tokens is None:
+            tokens = self.header_tokens[header] = count_tokens(header) if header else 0
+        return tokens
+
     def _opening_tokens(self, header: str, unit: str, unit_spaced: int) -> int:
         """Tokens of a chunk's header and first unit (which has no space before it when there is
         no header)."""
-        if not header:
-            return count_tokens(unit)
-        header_tokens = self.header_tokens.get(header)
-        if header_tokens is None:
-            header_tokens = self.header_tokens[header] = count_tokens(header)
-        return header_tokens + unit_spaced
+        return self._header_tokens(header) + unit_spaced if header else count_tokens(unit)
 
     def _add_windows(
-        self, index: int, section: Section, label: str, sentences: list[str], spaced: list[int]
+        self, index: int, section: Section, label: str, units: list[str], spaced: list[int]
     ) -> None:
-        """``spaced``: the tokens of each sentence after a space (inside a chunk or after a
-        header)."""
+        """``units``: the sentences (a too long one is replaced by its pieces in place);
+        ``spaced``: the tokens of each after a space (inside a chunk or after a header)."""
         config = self.config
-        units = list(sentences)
-        spaced = list(spaced)
         window = 0
         start = 0
         while start < len(units):
@@ -267,7 +266,7 @@ class _DocumentChunker:
             if split:
                 head, rest = _split_long_sentence(
                     units[start],
-                    config.max_tokens - (total - spaced[start] if header else 0),
+                    config.max_tokens - self._header_tokens(header),
                     after_space=bool(header),
                     overlap_tokens=config.overlap_tokens,
                 )
