@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -148,7 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """The Dagster webserver and daemon on the local stack (embedded Postgres by default)."""
-    stack = prepare_stack()
+    prepare_stack()
     print(
         f"Dagster UI on http://{args.host}:{args.port}  (DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
     )
@@ -164,12 +165,16 @@ def cmd_dev(args: argparse.Namespace) -> int:
         "-p",
         str(args.port),
     ]
-    try:
-        return subprocess.call(cmd, env=os.environ.copy())
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        del stack
+    dagster_dev = subprocess.Popen(cmd, env=os.environ.copy())
+    # SIGTERM would end this process at once: dagster dev would never hear of it and the embedded
+    # Postgres would keep this process's handle, so it never stops. Pass it on instead.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: dagster_dev.send_signal(signum))
+    while True:
+        try:
+            return dagster_dev.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached dagster dev too: wait while it shuts its webserver and daemon down.
+            continue
 
 
 def build_parser() -> argparse.ArgumentParser:
