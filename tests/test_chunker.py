@@ -248,10 +248,11 @@ def test_meta_and_properties() -> None:
 
 def test_same_document_same_chunks_in_a_fresh_worker_process() -> None:
     doc = LONG_FIRST_SECTION
+    config = ChunkerConfig(target_tokens=100, max_tokens=130, overlap_tokens=30)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        in_worker = pool.submit(chunk_document, doc).result()
+        in_worker = pool.submit(chunk_document, doc, config).result()
 
-    assert in_worker == chunk_document(doc)
+    assert in_worker == chunk_document(doc, config)
 
 
 @pytest.mark.parametrize(
