@@ -55,6 +55,30 @@ class OpenFailure:
     registry_hash: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RepairableFailure:
+    id: int
+    uid: str
+    source: str
+    ingest_date: str  # the document's current partition date, not the failed run's
+    kind: str
+    attempts: int
+
+    @property
+    def partition_key(self) -> str:
+        return f"{self.ingest_date}|{self.source}"
+
+
+@dataclass(slots=True)
+class PartitionCounts:
+    documents: int = 0
+    pending: int = 0
+    ledger_documents: int = 0
+    ledger_chunks: int = 0
+    open_failures: int = 0
+    permanent_failures: int = 0
+
+
 def _day_bounds(ingest_date: str) -> tuple[datetime, datetime]:
     start = datetime.combine(date.fromisoformat(ingest_date), datetime.min.time(), UTC)
     return start, start + timedelta(days=1)
@@ -395,3 +419,168 @@ class Registry:
             (source, ingest_date),
         ).fetchall()
         return {k: int(v) for k, v in rows}
+
+    # -- repair, validation, rollback, status -------------------------------------------------
+
+    def repairable_failures(self, *, limit: int = 10_000) -> list[RepairableFailure]:
+        """Open, non-permanent failures worth another run: transient ones, and data ones whose
+        registry content hash changed since (the source was fixed). Each comes with the
+        document's current partition date (the date of its ``updated_at``): a fixed document
+        may have moved to a later partition. Documents gone from the registry are left out."""
+        rows = self.conn.execute(
+            """
+            SELECT f.id, f.uid, d.source, (d.updated_at AT TIME ZONE 'UTC')::date::text,
+                   f.kind, f.attempts
+            FROM reingest.ingestion_failures f
+            JOIN documents d ON d.uid = f.uid
+            WHERE f.resolved_at IS NULL AND NOT f.permanent
+              AND (f.kind = 'transient' OR f.content_hash IS DISTINCT FROM d.content_hash)
+            ORDER BY 3, 4, f.uid
+            LIMIT %s
+            """,
+            (limit,),
+        ).fetchall()
+        return [RepairableFailure(*r) for r in rows]
+
+    def unresolved_failure_uids(self, uids: Sequence[str]) -> set[str]:
+        """Which of these documents have an unresolved failure (open or permanent)."""
+        rows = self.conn.execute(
+            "SELECT uid FROM reingest.ingestion_failures"
+            " WHERE resolved_at IS NULL AND uid = ANY(%s)",
+            (list(uids),),
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def iter_ledger(
+        self,
+        target: str,
+        *,
+        source: str | None = None,
+        ingest_date: str | None = None,
+        run_id: str | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[list[LedgerEntry]]:
+        """Ledger rows of a partition or a run in pages, keyset-paginated on uid. Rows deleted
+        between pages do not disturb the walk (rollback deletes as it goes)."""
+        last = ""
+        while True:
+            rows = self.conn.execute(
+                """
+                SELECT uid, source, ingest_date::text, content_hash, chunker_version,
+                       embedder_id, chunk_uuids::text[]
+                FROM reingest.ledger
+                WHERE target = %(target)s AND uid > %(last)s
+                  AND (%(source)s::text IS NULL OR source = %(source)s)
+                  AND (%(date)s::date IS NULL OR ingest_date = %(date)s)
+                  AND (%(run)s::text IS NULL OR run_id = %(run)s)
+                ORDER BY uid
+                LIMIT %(limit)s
+                """,
+                {
+                    "target": target,
+                    "last": last,
+                    "source": source,
+                    "date": ingest_date,
+                    "run": run_id,
+                    "limit": batch_size,
+                },
+            ).fetchall()
+            if not rows:
+                return
+            yield [
+                LedgerEntry(
+                    uid=r[0],
+                    source=r[1],
+                    ingest_date=r[2],
+                    content_hash=r[3],
+                    chunker_version=r[4],
+                    embedder_id=r[5],
+                    chunk_uuids=list(r[6]),
+                )
+                for r in rows
+            ]
+            last = rows[-1][0]
+            if len(rows) < batch_size:
+                return
+
+    def ledger_partition_count(self, target: str, source: str, ingest_date: str) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM reingest.ledger"
+            " WHERE target = %s AND source = %s AND ingest_date = %s",
+            (target, source, ingest_date),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def partition_status(
+        self,
+        target: str,
+        sources: Sequence[str],
+        since: str,
+        until: str,
+        *,
+        chunker_version: str,
+        embedder_id: str,
+    ) -> dict[str, PartitionCounts]:
+        """Per partition key with anything in it: registry documents and how many of them a run
+        would still write (pending: not in the ledger with this content, chunker and embedder,
+        and not a known bad record), ledger documents and chunks, open and permanent failures.
+        Three grouped scans, whatever the partition count."""
+        start, _ = _day_bounds(since)
+        _, end = _day_bounds(until)
+        counts: dict[str, PartitionCounts] = {}
+
+        def at(day: str, source: str) -> PartitionCounts:
+            return counts.setdefault(f"{day}|{source}", PartitionCounts())
+
+        for day, source, n, pending in self.conn.execute(
+            """
+            SELECT (d.updated_at AT TIME ZONE 'UTC')::date::text, d.source, count(*),
+                   count(*) FILTER (WHERE NOT (
+                       COALESCE(l.content_hash = d.content_hash AND l.chunker_version = %(cv)s
+                                AND l.embedder_id = %(eid)s, false)
+                       OR EXISTS (SELECT 1 FROM reingest.ingestion_failures f
+                                  WHERE f.uid = d.uid AND f.resolved_at IS NULL
+                                    AND f.kind = 'data'
+                                    AND f.content_hash IS NOT DISTINCT FROM d.content_hash)))
+            FROM documents d
+            LEFT JOIN reingest.ledger l ON l.target = %(target)s AND l.uid = d.uid
+            WHERE d.source = ANY(%(sources)s) AND d.updated_at >= %(start)s
+              AND d.updated_at < %(end)s
+            GROUP BY 1, 2
+            """,
+            {
+                "cv": chunker_version,
+                "eid": embedder_id,
+                "target": target,
+                "sources": list(sources),
+                "start": start,
+                "end": end,
+            },
+        ).fetchall():
+            entry = at(day, source)
+            entry.documents, entry.pending = int(n), int(pending)
+        for day, source, n, chunks in self.conn.execute(
+            """
+            SELECT ingest_date::text, source, count(*), sum(cardinality(chunk_uuids))
+            FROM reingest.ledger
+            WHERE target = %s AND source = ANY(%s) AND ingest_date >= %s AND ingest_date < %s
+            GROUP BY 1, 2
+            """,
+            (target, list(sources), start.date(), end.date()),
+        ).fetchall():
+            entry = at(day, source)
+            entry.ledger_documents, entry.ledger_chunks = int(n), int(chunks or 0)
+        for day, source, open_, permanent in self.conn.execute(
+            """
+            SELECT ingest_date::text, source, count(*) FILTER (WHERE NOT permanent),
+                   count(*) FILTER (WHERE permanent)
+            FROM reingest.ingestion_failures
+            WHERE resolved_at IS NULL AND source = ANY(%s)
+              AND ingest_date >= %s AND ingest_date < %s
+            GROUP BY 1, 2
+            """,
+            (list(sources), start.date(), end.date()),
+        ).fetchall():
+            entry = at(day, source)
+            entry.open_failures, entry.permanent_failures = int(open_), int(permanent)
+        return counts
