@@ -5,7 +5,7 @@ store one output for the many partitions of a single-run backfill. A backfill of
 one run per source; each asset walks ``context.partition_keys`` one partition at a time.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from dagster import (
@@ -24,6 +24,7 @@ from dagster import (
 from pydantic import Field
 
 from reingest_assets.dagster_resources import ReingestResource
+from reingest_assets.engine.planning import PartitionPlan, plan_partition
 from reingest_assets.engine.runner import (
     Partition,
     StageReport,
@@ -38,10 +39,18 @@ PARTITIONS = build_partitions(SETTINGS)
 GROUP = "reingest"
 
 
-class ReingestRunConfig(Config):  # type: ignore[misc]
+class ReingestRunConfig(Config):
     force: bool = Field(default=False, description="rewrite documents even when unchanged")
     uids: list[str] = Field(
         default_factory=list, description="only these documents (repair runs); empty: all"
+    )
+
+
+class ChunkRunConfig(ReingestRunConfig):
+    dry_run: bool = Field(
+        default=False,
+        description="plan only: log what each partition would add, update, skip and delete; "
+        "write nothing and record no materialization",
     )
 
 
@@ -148,15 +157,31 @@ def normalized_documents(
     backfill_policy=BackfillPolicy.single_run(),
     group_name=GROUP,
     kinds={"postgres"},
+    # A dry run yields no output: recording a materialization would mark the partitions
+    # up to date (and run the checks) with nothing written.
+    output_required=False,
 )
 def document_chunks_v2(
-    context: AssetExecutionContext, config: ReingestRunConfig, reingest: ReingestResource
-) -> MaterializeResult:
+    context: AssetExecutionContext, config: ChunkRunConfig, reingest: ReingestResource
+) -> Iterator[MaterializeResult]:
     """Chunks of each partition's documents in DocumentChunk_v2, with deterministic UUIDs:
     unchanged documents are skipped, shrunk documents lose their stale tail, failures are
-    recorded and the run goes on."""
+    recorded and the run goes on. With ``dry_run`` the plan of each partition is logged as an
+    observation of this asset instead, and nothing is written."""
     pipeline = reingest.pipeline(context.run.run_id, context.log.info)
     try:
+        if config.dry_run:
+            for k in context.partition_keys:
+                _log_plan(
+                    context,
+                    plan_partition(
+                        pipeline,
+                        Partition.from_key(k),
+                        uids=config.uids or None,
+                        force=config.force,
+                    ),
+                )
+            return
         reports = _observe_each(
             context,
             context.asset_key,
@@ -169,4 +194,24 @@ def document_chunks_v2(
         )
     finally:
         pipeline.close()
-    return MaterializeResult(metadata=_report_metadata(reports))
+    yield MaterializeResult(metadata=_report_metadata(reports))
+
+
+def _log_plan(context: AssetExecutionContext, plan: PartitionPlan) -> None:
+    summary = plan.as_dict()
+    samples = summary.pop("samples")
+    failures = summary.pop("failures_by_stage")
+    context.log_event(
+        AssetObservation(
+            asset_key=context.asset_key,
+            partition=plan.partition,
+            metadata={
+                "dry_run": True,
+                **summary,
+                "failures_by_stage": MetadataValue.json(failures),
+                "samples": MetadataValue.json(samples),
+            },
+            tags={"reingest/mode": "dry-run"},
+        )
+    )
+    context.log.info(f"dry run {plan.partition}: {plan.as_dict()}")

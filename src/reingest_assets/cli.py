@@ -55,6 +55,8 @@ def _summarize(results: list[Any], seconds: float) -> dict[str, Any]:
 
 def cmd_full(args: argparse.Namespace) -> int:
     stack = prepare_stack()
+    if args.dry_run:
+        return _dry_run(stack, args)
     summary = _full(
         stack, args.source or list(stack.settings.sources), args.since, args.until, force=args.force
     )
@@ -84,6 +86,225 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
         print(
             f"{key:<{width}}  {value:,}" if isinstance(value, int) else f"{key:<{width}}  {value}"
         )
+
+
+def _run_job(
+    stack: Stack,
+    job_name: str,
+    *,
+    sources: list[str],
+    dates: list[str],
+    run_config: dict[str, Any] | None = None,
+) -> list[Any]:
+    """One in-process run of a partitioned job per source over the date range, recorded in the
+    Dagster instance (as ``run_reingest_job`` does for the re-ingestion job)."""
+    from dagster import DagsterInstance
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    from reingest_assets.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    results = []
+    with DagsterInstance.get() as instance:
+        for source in sources if dates else []:
+            results.append(
+                job.execute_in_process(
+                    instance=instance,
+                    run_config=run_config,
+                    raise_on_error=False,
+                    tags={
+                        ASSET_PARTITION_RANGE_START_TAG: f"{dates[0]}|{source}",
+                        ASSET_PARTITION_RANGE_END_TAG: f"{dates[-1]}|{source}",
+                    },
+                )
+            )
+    return results
+
+
+def _selected(stack: Stack, args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    return (
+        args.source or list(stack.settings.sources),
+        partition_dates(stack.settings, args.since, args.until),
+    )
+
+
+def _dry_run(stack: Stack, args: argparse.Namespace) -> int:
+    """``full --dry-run``: the plan of every selected partition; nothing is written."""
+    sources, dates = _selected(stack, args)
+    config = {"force": args.force, "dry_run": True}
+    results = _run_job(
+        stack,
+        "plan_job",
+        sources=sources,
+        dates=dates,
+        run_config={"ops": {"document_chunks_v2": {"config": config}}},
+    )
+    plans = []
+    for result in results:
+        for event in result.get_asset_observation_events():
+            obs = event.event_specific_data.asset_observation
+            if "dry_run" in obs.metadata:
+                plans.append({k: v.value for k, v in obs.metadata.items() if k != "dry_run"})
+    counted = ("docs_in", "docs_add", "docs_update", "docs_skip", "docs_delete", "docs_fail")
+    totals = {k: sum(int(p[k]) for p in plans) for k in (*counted, "chunks_write", "chunks_delete")}
+    ok = all(r.success for r in results)
+    if args.json:
+        _print_json({"dry_run": True, "totals": totals, "partitions": plans, "success": ok})
+    else:
+        for plan in sorted(plans, key=lambda p: str(p["partition"])):
+            figures = ", ".join(f"{k.split('_', 1)[1]} {plan[k]:,}" for k in counted[1:])
+            print(
+                f"{plan['partition']}  {figures}; chunks write {plan['chunks_write']:,}, "
+                f"delete {plan['chunks_delete']:,}"
+            )
+        _report({"partitions": len(plans), **totals}, False)
+        print("dry run: nothing was written")
+    return 0 if ok else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Run the validation checks alone over the selected partitions; writes nothing."""
+    stack = prepare_stack()
+    sources, dates = _selected(stack, args)
+    results = _run_job(stack, "validate_job", sources=sources, dates=dates)
+    report: dict[str, dict[str, Any]] = {}
+    for result in results:
+        for ev in result.get_asset_check_evaluations():
+            meta = {k: v.value for k, v in ev.metadata.items()}
+            report.setdefault(str(ev.partition), {})[ev.check_name] = {
+                "passed": ev.passed,
+                "severity": ev.severity.value,
+                "summary": ev.description,
+                **meta,
+            }
+    failed = sorted(
+        key
+        for key, checks in report.items()
+        if any(not c["passed"] and c["severity"] == "ERROR" for c in checks.values())
+    )
+    errors = [r for r in results if not r.success and not r.get_asset_check_evaluations()]
+    if args.json:
+        _print_json({"partitions": report, "failed_partitions": failed, "errors": len(errors)})
+    else:
+        for key in sorted(report):
+            for name, check in report[key].items():
+                mark = "ok  " if check["passed"] else check["severity"].lower().ljust(4)
+                print(f"{key}  {mark}  {name:<17} {check['summary']}")
+                if not check["passed"] and check.get("offenders"):
+                    print(f"{'':<{len(key) + 8}}offenders: {json.dumps(check['offenders'])}")
+        print(f"{len(report)} partition(s) validated, {len(failed)} failed")
+    return 1 if failed or errors else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Per partition: Dagster's materialization state, and the registry and ledger's view."""
+    from dagster import DagsterInstance, build_resources
+
+    from reingest_assets.assets import PARTITIONS, document_chunks_v2
+    from reingest_assets.definitions import defs
+    from reingest_assets.domain.chunker import CHUNKER_VERSION
+
+    stack = prepare_stack()
+    sources, dates = _selected(stack, args)
+    keys = [f"{d}|{s}" for d in dates for s in sources]
+    with build_resources({"reingest": (defs.resources or {})["reingest"]}) as resources:
+        store = resources.reingest.chunk_store.store(resources.reingest.postgres)
+        target = store.target
+        store.close()
+        registry = resources.reingest.postgres.registry()
+    try:
+        counts = (
+            registry.partition_status(
+                target,
+                sources,
+                dates[0],
+                dates[-1],
+                chunker_version=CHUNKER_VERSION,
+                embedder_id="none",
+            )
+            if dates
+            else {}
+        )
+    finally:
+        registry.close()
+    with DagsterInstance.get() as instance:
+        states = (
+            instance.get_status_by_partition(document_chunks_v2.key, keys, PARTITIONS) or {}
+            if keys
+            else {}
+        )
+    rows = []
+    for key in keys:
+        c = counts.get(key)
+        state = states.get(key)
+        if c is None and state is None and not args.all:
+            continue  # an empty day nobody ran
+        rows.append(
+            {
+                "partition": key,
+                "state": state.value.lower() if state is not None else "missing",
+                "stale": bool(c and c.pending),
+                "documents": c.documents if c else 0,
+                "pending": c.pending if c else 0,
+                "ledger_documents": c.ledger_documents if c else 0,
+                "chunks": c.ledger_chunks if c else 0,
+                "open_failures": c.open_failures if c else 0,
+                "permanent_failures": c.permanent_failures if c else 0,
+            }
+        )
+    if args.json:
+        _print_json({"target": target, "partitions": rows})
+        return 0
+    columns = list(rows[0]) if rows else []
+    print(f"store {target}")
+    if columns:
+        print(
+            "  ".join(
+                f"{c:>{max(len(c), 10)}}" if c != "partition" else f"{c:<20}" for c in columns
+            )
+        )
+    for row in rows:
+        print(
+            "  ".join(
+                f"{row[c]!s:<20}" if c == "partition" else f"{row[c]!s:>{max(len(c), 10)}}"
+                for c in columns
+            )
+        )
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Remove what a partition or a run wrote, from the store and the ledger."""
+    from dagster import DagsterInstance
+
+    from reingest_assets.definitions import defs
+
+    prepare_stack()
+    config = {
+        "partition": args.partition or "",
+        "run_id": args.run or "",
+        "alias_target": args.alias_target or "",
+    }
+    with DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("rollback_job").execute_in_process(
+            instance=instance,
+            run_config={"ops": {"rollback_op": {"config": config}}},
+            raise_on_error=False,
+        )
+    if not result.success:
+        print("rollback failed; see the run's logs in the Dagster UI", file=sys.stderr)
+        return 1
+    report = result.output_for_node("rollback_op")
+    if args.json:
+        _print_json(report)
+    else:
+        _report({k: v for k, v in report.items() if k != "partitions"}, False)
+        for key, docs in report["partitions"].items():
+            print(f"  {key}: {docs:,} document(s) removed; re-materialize to restore")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -177,6 +398,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
             continue
 
 
+def _add_range(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", action="append", help="only this source (repeatable)")
+    parser.add_argument("--since", help="first ingest date, YYYY-MM-DD")
+    parser.add_argument("--until", help="last ingest date, YYYY-MM-DD")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reingest",
@@ -192,12 +419,43 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     full = sub.add_parser("full", help="materialize all (or the selected) partitions")
-    full.add_argument("--source", action="append", help="only this source (repeatable)")
-    full.add_argument("--since", help="first ingest date, YYYY-MM-DD")
-    full.add_argument("--until", help="last ingest date, YYYY-MM-DD")
+    _add_range(full)
     full.add_argument("--force", action="store_true", help="rewrite unchanged documents too")
+    full.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="plan only: per partition, documents to add/update/skip/delete and chunks to "
+        "write/delete; writes nothing",
+    )
     full.add_argument("--json", action="store_true", help="print one JSON summary")
     full.set_defaults(func=cmd_full)
+
+    validate = sub.add_parser(
+        "validate", help="run the validation checks alone over the selected partitions"
+    )
+    _add_range(validate)
+    validate.add_argument("--json", action="store_true", help="print one JSON report")
+    validate.set_defaults(func=cmd_validate)
+
+    status = sub.add_parser(
+        "status", help="per-partition state: materialized, failed, stale, open failures"
+    )
+    _add_range(status)
+    status.add_argument("--all", action="store_true", help="list empty partitions too")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_status)
+
+    rollback = sub.add_parser(
+        "rollback", help="remove what a partition or a run wrote (store and ledger)"
+    )
+    target = rollback.add_mutually_exclusive_group(required=True)
+    target.add_argument("--partition", help="partition key, YYYY-MM-DD|source")
+    target.add_argument("--run", help="Dagster run id")
+    rollback.add_argument(
+        "--alias-target", help="Weaviate alias mode: point the alias back at this collection"
+    )
+    rollback.add_argument("--json", action="store_true", help="print one JSON report")
+    rollback.set_defaults(func=cmd_rollback)
 
     dev = sub.add_parser("dev", help="start the Dagster webserver and daemon on the local stack")
     dev.add_argument("--host", default="127.0.0.1")

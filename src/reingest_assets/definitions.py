@@ -8,13 +8,23 @@ from dagster import Definitions, EnvVar
 from dagster_aws.s3 import S3Resource
 
 from reingest_assets.assets import SETTINGS, document_chunks_v2, normalized_documents, raw_documents
+from reingest_assets.checks import document_chunks_v2_validation
 from reingest_assets.dagster_resources import (
     ChunkStoreResource,
     ObjectStoreResource,
     PostgresResource,
     ReingestResource,
 )
-from reingest_assets.jobs import reingest_job
+from reingest_assets.jobs import (
+    observe_raw_documents_job,
+    plan_job,
+    reingest_job,
+    repair_job,
+    rollback_job,
+    validate_job,
+)
+from reingest_assets.schedules import observe_raw_documents_schedule, reingest_job_schedule
+from reingest_assets.sensors import repair_sensor
 from reingest_assets.settings import Settings
 
 
@@ -58,6 +68,16 @@ def build_resources(settings: Settings) -> ReingestResource:
 
 defs = Definitions(
     assets=[raw_documents, normalized_documents, document_chunks_v2],
-    jobs=[reingest_job],
+    asset_checks=[document_chunks_v2_validation],
+    jobs=[
+        reingest_job,
+        repair_job,
+        validate_job,
+        plan_job,
+        observe_raw_documents_job,
+        rollback_job,
+    ],
+    schedules=[reingest_job_schedule, observe_raw_documents_schedule],
+    sensors=[repair_sensor],
     resources={"reingest": build_resources(SETTINGS)},
 )

@@ -34,6 +34,22 @@ class Settings:
     batch_size: int = field(default_factory=lambda: int(_env("BATCH_SIZE", "2000")))
     workers: int = field(default_factory=lambda: int(_env("WORKERS", str(os.cpu_count() or 2))))
     max_attempts: int = field(default_factory=lambda: int(_env("MAX_ATTEMPTS", "3")))
+    # The repair sensor: seconds between ticks, and whether it starts running (else the UI or
+    # ``dagster sensor start`` turns it on).
+    repair_interval_seconds: int = field(
+        default_factory=lambda: int(_env("REPAIR_INTERVAL", "300"))
+    )
+    repair_sensor_running: bool = field(
+        default_factory=lambda: _env("REPAIR_SENSOR", "stopped") == "running"
+    )
+    # The daily schedule and the raw_documents observation schedule start running or stopped.
+    schedules_running: bool = field(
+        default_factory=lambda: _env("SCHEDULES", "stopped") == "running"
+    )
+    observe_cron: str = field(default_factory=lambda: _env("OBSERVE_CRON", "0 * * * *"))
+    # Validation: unresolved failures over a partition's documents above this fail the check.
+    max_failure_rate: float = field(default_factory=lambda: float(_env("MAX_FAILURE_RATE", "0.01")))
+    validation_sample: int = field(default_factory=lambda: int(_env("VALIDATION_SAMPLE", "20")))
 
     @property
     def pg_dir(self) -> Path:

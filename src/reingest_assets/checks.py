@@ -1,0 +1,96 @@
+"""The validation report of DocumentChunk_v2: partitioned asset checks, one result per partition.
+
+Design. The six checks (``engine.validation.CHECKS``) are ``AssetCheckSpec``s with the asset's
+partitions definition, computed by one ``@multi_asset_check`` because they share one streaming
+pass over the partition. A Dagster user sees them on the asset's Checks tab, each with a result
+per partition (metadata: counts and a sample of offending uids / chunk UUIDs).
+
+* Runs of ``reingest_job`` (and backfills) execute them after ``document_chunks_v2``. A
+  single-run backfill covers a range of partitions in one step, where ``AssetCheckResult`` can
+  carry only one partition; so the check logs an ``AssetCheckEvaluation`` per partition of
+  ``context.partition_keys`` (``can_subset=True``: no per-check output is required).
+* Every check is ``blocking``: a failed ERROR check fails the step, so assets downstream of
+  ``document_chunks_v2`` do not run on a broken partition. ``failure_rate`` is a WARN: many bad
+  source records are a source problem, while what was written is still sound.
+* ``validate_job`` runs the checks alone (the UI's "Execute checks", or ``reingest validate``);
+  it reads the registry, the ledger, the store and the raw objects and writes nothing.
+* Repair runs (``repair_job``) leave them out: a repair of k documents stays O(k).
+"""
+
+from collections.abc import Iterator
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckExecutionContext,
+    AssetCheckKey,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MetadataValue,
+    multi_asset_check,
+)
+
+from reingest_assets.assets import PARTITIONS, SETTINGS, document_chunks_v2
+from reingest_assets.dagster_resources import ReingestResource
+from reingest_assets.engine.runner import Partition
+from reingest_assets.engine.validation import CHECKS, CheckOutcome, validate_partition
+
+CHECK_SPECS = [
+    AssetCheckSpec(
+        name,
+        asset=document_chunks_v2,
+        description=description,
+        blocking=True,
+        partitions_def=PARTITIONS,
+        metadata={"severity": severity},
+    )
+    for name, (severity, description) in CHECKS.items()
+]
+
+
+def _evaluation(partition: str, outcome: CheckOutcome) -> AssetCheckEvaluation:
+    return AssetCheckEvaluation(
+        asset_key=document_chunks_v2.key,
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.ERROR
+        if outcome.severity == "error"
+        else AssetCheckSeverity.WARN,
+        description=outcome.summary,
+        blocking=True,
+        partition=partition,
+        metadata={
+            **outcome.counts,
+            "offenders": MetadataValue.json(outcome.samples),
+        },
+    )
+
+
+@multi_asset_check(
+    specs=CHECK_SPECS,
+    can_subset=True,
+    name="document_chunks_v2_validation",
+    description="Validation report of DocumentChunk_v2, per partition.",
+)
+def document_chunks_v2_validation(
+    context: AssetCheckExecutionContext, reingest: ReingestResource
+) -> Iterator[AssetCheckEvaluation]:
+    selected = context.selected_asset_check_keys
+    pipeline = reingest.pipeline(context.run.run_id, context.log.info)
+    try:
+        for key in context.partition_keys:
+            report = validate_partition(
+                pipeline.registry,
+                pipeline.store,
+                pipeline.objects,
+                Partition.from_key(key),
+                chunker=pipeline.chunker,
+                sample_size=SETTINGS.validation_sample,
+                max_failure_rate=SETTINGS.max_failure_rate,
+                batch_size=pipeline.batch_size,
+            )
+            context.log.info(f"validation {key}: {'passed' if report.passed else 'FAILED'}")
+            for outcome in report.checks:
+                if AssetCheckKey(document_chunks_v2.key, outcome.name) in selected:
+                    yield _evaluation(key, outcome)
+    finally:
+        pipeline.close()

@@ -1,0 +1,375 @@
+"""Validation of one partition of DocumentChunk_v2: the checks behind the Dagster asset checks
+and ``reingest validate``. Read-only.
+
+One streaming pass over the partition's registry rows in pages: each page costs one ledger
+lookup, one failure lookup and one store fetch, so memory stays bounded whatever the partition
+size. Offenders are counted in full but only a bounded sample of their ids is kept. The UUID
+recomputation from the source (fetch, normalize, chunk) runs on a reservoir sample of documents.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig, count_tokens
+from reingest_assets.domain.failures import Failure
+from reingest_assets.domain.ids import chunk_uuid
+from reingest_assets.engine.runner import Partition
+from reingest_assets.engine.workers import (
+    ChunkedItem,
+    NormalizedItem,
+    RawItem,
+    chunk_rows,
+    normalize_items,
+)
+from reingest_assets.resources.object_store import ObjectStore
+from reingest_assets.resources.registry import Registry, RegistryRow
+from reingest_assets.resources.stores import ChunkStore, StoredChunk
+
+SAMPLE_LIMIT = 10  # offender ids kept per kind of problem
+REQUIRED_META = ("chunk_id", "chunk_index", "chunker_version", "tokenizer", "max_tokens")
+TITLE_MARKER = "[Title] "
+
+Severity = Literal["error", "warn"]
+
+CHECKS: dict[str, tuple[Severity, str]] = {
+    "completeness": (
+        "error",
+        "every registry document is in the ledger (or has a recorded failure) and the store "
+        "holds exactly the ledger's chunks: no missing documents, no missing or orphan chunks",
+    ),
+    "uuid_determinism": (
+        "error",
+        "chunk UUIDs are uuid5(namespace, parent_uid:chunk_id), and re-chunking a sample of "
+        "documents from their raw source gives the stored UUIDs",
+    ),
+    "token_bounds": (
+        "error",
+        "every chunk has text and between 1 and max_tokens tokens (recounted on the sample)",
+    ),
+    "title_once": ("error", "the [Title] header appears in the first chunk of a document only"),
+    "metadata_present": (
+        "error",
+        "every chunk has parent_uid, source and meta with chunk_id, chunk_index, "
+        "chunker_version, tokenizer and max_tokens",
+    ),
+    "failure_rate": (
+        "warn",
+        "unresolved ingestion failures stay under the configured share of the partition's "
+        "documents",
+    ),
+}
+
+
+@dataclass
+class Offenders:
+    """How many of something went wrong, with the first few ids."""
+
+    count: int = 0
+    sample: list[str] = field(default_factory=list)
+
+    def add(self, ids: Iterable[str]) -> None:
+        for i in ids:
+            self.count += 1
+            if len(self.sample) < SAMPLE_LIMIT:
+                self.sample.append(i)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    name: str
+    passed: bool
+    severity: Severity
+    summary: str
+    counts: dict[str, float]
+    samples: dict[str, list[str]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "severity": self.severity,
+            "summary": self.summary,
+            "counts": self.counts,
+            "samples": self.samples,
+        }
+
+
+@dataclass(frozen=True)
+class PartitionValidation:
+    partition: str
+    documents: int
+    checks: list[CheckOutcome]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed or c.severity == "warn" for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "partition": self.partition,
+            "documents": self.documents,
+            "passed": self.passed,
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+
+@dataclass(frozen=True)
+class _Sampled:
+    row: RegistryRow
+    ledger_uuids: list[str]
+    stored: list[StoredChunk]
+
+
+@dataclass
+class _Tally:
+    documents: int = 0
+    ledger_documents: int = 0
+    chunks: int = 0
+    failed_documents: int = 0
+    missing_documents: Offenders = field(default_factory=Offenders)
+    documents_missing_chunks: Offenders = field(default_factory=Offenders)
+    missing_chunks: Offenders = field(default_factory=Offenders)
+    orphan_chunks: Offenders = field(default_factory=Offenders)
+    ledger_without_registry: Offenders = field(default_factory=Offenders)
+    uuid_formula: Offenders = field(default_factory=Offenders)
+    recomputed_mismatch: Offenders = field(default_factory=Offenders)
+    recompute_failed: Offenders = field(default_factory=Offenders)
+    empty_chunks: Offenders = field(default_factory=Offenders)
+    over_max_tokens: Offenders = field(default_factory=Offenders)
+    token_count_mismatch: Offenders = field(default_factory=Offenders)
+    repeated_title: Offenders = field(default_factory=Offenders)
+    missing_metadata: Offenders = field(default_factory=Offenders)
+    sampled_documents: int = 0
+
+
+def validate_partition(
+    registry: Registry,
+    store: ChunkStore,
+    objects: ObjectStore,
+    part: Partition,
+    *,
+    chunker: ChunkerConfig | None = None,
+    sample_size: int = 20,
+    max_failure_rate: float = 0.01,
+    batch_size: int = 1000,
+) -> PartitionValidation:
+    """Run every check of :data:`CHECKS` over one partition."""
+    chunker = chunker or ChunkerConfig()
+    tally = _Tally()
+    # Reservoir sample of written documents, seeded by the partition: the same partition
+    # re-validated samples the same documents.
+    rng = random.Random(part.key)
+    reservoir: list[_Sampled] = []
+    seen_written = 0
+    for rows in registry.iter_partition(
+        part.source,
+        part.ingest_date,
+        target=store.target,
+        chunker_version=CHUNKER_VERSION,
+        embedder_id="",
+        batch_size=batch_size,
+    ):
+        uids = [r.uid for r in rows]
+        ledger = registry.ledger_lookup(store.target, uids)
+        failed = registry.unresolved_failure_uids(uids)
+        stored: dict[str, list[StoredChunk]] = defaultdict(list)
+        for chunk in store.fetch(uids):
+            stored[chunk.parent_uid].append(chunk)
+        tally.documents += len(rows)
+        tally.failed_documents += len(failed & set(uids))
+        for row in rows:
+            chunks = stored.get(row.uid, [])
+            tally.chunks += len(chunks)
+            _check_chunks(tally, chunks, chunker.max_tokens)
+            entry = ledger.get(row.uid)
+            if entry is None:
+                if row.uid not in failed:
+                    tally.missing_documents.add([row.uid])
+                tally.orphan_chunks.add(c.uuid for c in chunks)
+                continue
+            tally.ledger_documents += 1
+            expected = set(entry.chunk_uuids)
+            actual = {c.uuid for c in chunks}
+            if expected - actual:
+                tally.documents_missing_chunks.add([row.uid])
+                tally.missing_chunks.add(sorted(expected - actual))
+            tally.orphan_chunks.add(sorted(actual - expected))
+            seen_written += 1
+            sampled = _Sampled(row, entry.chunk_uuids, chunks)
+            if len(reservoir) < sample_size:
+                reservoir.append(sampled)
+            else:
+                slot = rng.randrange(seen_written)
+                if slot < sample_size:
+                    reservoir[slot] = sampled
+    tally.ledger_without_registry.add(
+        registry.removed_documents(store.target, part.source, part.ingest_date)
+    )
+    _recompute_sample(tally, objects, part, reservoir, chunker)
+    counts = registry.failure_counts(part.source, part.ingest_date)
+    return PartitionValidation(
+        part.key, tally.documents, _outcomes(tally, counts, max_failure_rate, chunker)
+    )
+
+
+def _check_chunks(tally: _Tally, chunks: list[StoredChunk], max_tokens: int) -> None:
+    for chunk in chunks:
+        props = chunk.properties
+        meta = props.get("meta") or {}
+        if (
+            not chunk.parent_uid
+            or not props.get("source")
+            or any(meta.get(k) is None for k in REQUIRED_META)
+        ):
+            tally.missing_metadata.add([chunk.uuid])
+        chunk_id = meta.get("chunk_id")
+        if chunk_id is None or chunk_uuid(chunk.parent_uid, chunk_id) != chunk.uuid:
+            tally.uuid_formula.add([chunk.uuid])
+        text = props.get("text") or ""
+        tokens = props.get("tokens") or 0
+        if not text.strip() or tokens <= 0:
+            tally.empty_chunks.add([chunk.uuid])
+        elif tokens > max_tokens:
+            tally.over_max_tokens.add([chunk.uuid])
+        if meta.get("chunk_index", 0) > 0 and TITLE_MARKER in text:
+            tally.repeated_title.add([chunk.uuid])
+
+
+def _recompute_sample(
+    tally: _Tally,
+    objects: ObjectStore,
+    part: Partition,
+    sample: list[_Sampled],
+    chunker: ChunkerConfig,
+) -> None:
+    """Fetch, normalize and chunk the sampled documents again, in memory: their UUIDs must be
+    the ones the ledger says were written (whether the store still holds them is completeness'
+    business), and the stored token counts the real ones."""
+    if not sample:
+        return
+    rows = [s.row for s in sample]
+    by_uid = {s.row.uid: s for s in sample}
+    raw: list[RawItem] = []
+    for row, (_, data) in zip(rows, objects.get_many(r.s3_raw_uri for r in rows), strict=True):
+        if isinstance(data, BaseException):
+            tally.recompute_failed.add([row.uid])
+            continue
+        raw.append(
+            RawItem(row.uid, row.source, row.source_id, part.ingest_date, row.content_hash, data)
+        )
+    normalized = []
+    for result in normalize_items(raw):
+        if isinstance(result, NormalizedItem):
+            normalized.append(result.row)
+        else:
+            tally.recompute_failed.add([result.uid])
+    for item in chunk_rows(normalized, chunker):
+        if isinstance(item, Failure):
+            tally.recompute_failed.add([item.uid])
+            continue
+        assert isinstance(item, ChunkedItem)
+        tally.sampled_documents += 1
+        if {c.uuid for c in item.chunks} != set(by_uid[item.uid].ledger_uuids):
+            tally.recomputed_mismatch.add([item.uid])
+        for chunk in by_uid[item.uid].stored:
+            if count_tokens(chunk.properties.get("text") or "") != chunk.properties.get("tokens"):
+                tally.token_count_mismatch.add([chunk.uuid])
+
+
+def _outcome(
+    name: str, problems: dict[str, Offenders], counts: dict[str, float], summary: str
+) -> CheckOutcome:
+    severity, _ = CHECKS[name]
+    passed = all(o.count == 0 for o in problems.values())
+    return CheckOutcome(
+        name=name,
+        passed=passed,
+        severity=severity,
+        summary=summary if not passed else "ok",
+        counts={**counts, **{k: o.count for k, o in problems.items()}},
+        samples={k: o.sample for k, o in problems.items() if o.sample},
+    )
+
+
+def _problems_summary(problems: dict[str, Offenders]) -> str:
+    return ", ".join(f"{o.count} {k.replace('_', ' ')}" for k, o in problems.items() if o.count)
+
+
+def _outcomes(
+    t: _Tally, failure_counts: dict[str, int], max_failure_rate: float, chunker: ChunkerConfig
+) -> list[CheckOutcome]:
+    completeness = {
+        "missing_documents": t.missing_documents,
+        "documents_missing_chunks": t.documents_missing_chunks,
+        "missing_chunks": t.missing_chunks,
+        "orphan_chunks": t.orphan_chunks,
+        "ledger_without_registry": t.ledger_without_registry,
+    }
+    determinism = {
+        "uuid_formula_mismatch": t.uuid_formula,
+        "recomputed_mismatch": t.recomputed_mismatch,
+        "recompute_failed": t.recompute_failed,
+    }
+    tokens = {
+        "empty_chunks": t.empty_chunks,
+        "over_max_tokens": t.over_max_tokens,
+        "token_count_mismatch": t.token_count_mismatch,
+    }
+    title = {"repeated_title": t.repeated_title}
+    metadata = {"missing_metadata": t.missing_metadata}
+    unresolved = sum(failure_counts.values())
+    rate = unresolved / t.documents if t.documents else 0.0
+    failure_rate = CheckOutcome(
+        name="failure_rate",
+        passed=rate <= max_failure_rate,
+        severity=CHECKS["failure_rate"][0],
+        summary=(
+            "ok"
+            if rate <= max_failure_rate
+            else f"{unresolved} of {t.documents} documents failed ({rate:.2%} > "
+            f"{max_failure_rate:.2%})"
+        ),
+        counts={
+            "documents": t.documents,
+            "open_failures": failure_counts.get("open", 0),
+            "permanent_failures": failure_counts.get("permanent", 0),
+            "failure_rate": round(rate, 6),
+            "max_failure_rate": max_failure_rate,
+        },
+        samples={},
+    )
+    return [
+        _outcome(
+            "completeness",
+            completeness,
+            {
+                "registry_documents": t.documents,
+                "ledger_documents": t.ledger_documents,
+                "failed_documents": t.failed_documents,
+                "stored_chunks": t.chunks,
+            },
+            _problems_summary(completeness),
+        ),
+        _outcome(
+            "uuid_determinism",
+            determinism,
+            {"sampled_documents": t.sampled_documents, "checked_chunks": t.chunks},
+            _problems_summary(determinism),
+        ),
+        _outcome(
+            "token_bounds",
+            tokens,
+            {"checked_chunks": t.chunks, "max_tokens": chunker.max_tokens},
+            _problems_summary(tokens),
+        ),
+        _outcome("title_once", title, {"checked_chunks": t.chunks}, _problems_summary(title)),
+        _outcome(
+            "metadata_present", metadata, {"checked_chunks": t.chunks}, _problems_summary(metadata)
+        ),
+        failure_rate,
+    ]
