@@ -1,0 +1,153 @@
+"""The repair sensor against a real Dagster instance: failures become one run per partition for
+the failed documents only; a fixed source lands and resolves its failure; a poison document
+stops after the attempt limit."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import (
+    DagsterInstance,
+    Definitions,
+    RunRequest,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
+
+from modes_support import failures, ledger, make_corpus, make_resource
+from pipeline_support import Corpus, record
+from reingest_assets.assets import document_chunks_v2, normalized_documents
+from reingest_assets.dagster_resources import ReingestResource
+from reingest_assets.jobs import repair_job
+from reingest_assets.sensors import repair_sensor
+
+KEY = "2026-11-03|pubmed"
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def reingest(pg_url: str, tmp_path: Path) -> ReingestResource:
+    return make_resource(pg_url, tmp_path, max_attempts=3)
+
+
+@pytest.fixture
+def corpus(pg_url: str, tmp_path: Path) -> Corpus:
+    return make_corpus(pg_url, tmp_path)
+
+
+def definitions(reingest: ReingestResource) -> Definitions:
+    return Definitions(
+        assets=[normalized_documents, document_chunks_v2],
+        jobs=[repair_job],
+        sensors=[repair_sensor],
+        resources={"reingest": reingest},
+    )
+
+
+def tick(instance: DagsterInstance, reingest: ReingestResource) -> list[RunRequest]:
+    with build_sensor_context(
+        instance=instance,
+        resources={"reingest": reingest},
+        repository_def=definitions(reingest).get_repository_def(),
+    ) as context:
+        return list(repair_sensor.evaluate_tick(context).run_requests or [])
+
+
+def launch(instance: DagsterInstance, reingest: ReingestResource, request: RunRequest) -> Any:
+    """What the daemon does with a request: run repair_job for its partition and config."""
+    job = definitions(reingest).resolve_job_def("repair_job")
+    return job.execute_in_process(
+        instance=instance,
+        partition_key=request.partition_key,
+        run_config=request.run_config,
+        tags=request.tags,
+    )
+
+
+def full_run(instance: DagsterInstance, reingest: ReingestResource) -> None:
+    assert materialize(
+        [normalized_documents, document_chunks_v2],
+        partition_key=KEY,
+        resources={"reingest": reingest},
+        instance=instance,
+    ).success
+
+
+def test_a_fixed_source_is_repaired_and_its_failure_resolved(
+    instance: DagsterInstance, reingest: ReingestResource, corpus: Corpus, pg_url: str
+) -> None:
+    for pmid in range(1, 11):
+        corpus.put_record(record(pmid))
+    corpus.put(42, b'{"pmid": "42", "title": "truncated')
+    full_run(instance, reingest)
+    assert "pubmed:42" not in ledger(pg_url)
+    # Bad data with unchanged content: retrying cannot help, the sensor waits for a fix.
+    assert tick(instance, reingest) == []
+
+    corpus.put_record(record(42))  # the source is fixed: new content hash, same day
+    (request,) = tick(instance, reingest)
+    assert request.partition_key == KEY
+    for op in ("normalized_documents", "document_chunks_v2"):
+        assert request.run_config["ops"][op]["config"]["uids"] == ["pubmed:42"]
+    assert tick(instance, reingest)[0].run_key == request.run_key  # never launched twice
+
+    result = launch(instance, reingest, request)
+    assert result.success
+    assert ledger(pg_url)["pubmed:42"] == ("2026-11-03", result.run_id)
+    ((uid, kind, _, permanent, resolved_by),) = failures(pg_url)
+    assert (uid, kind, permanent, resolved_by) == ("pubmed:42", "data", False, result.run_id)
+    # O(k): the repair run touched the failed document only.
+    docs_in = {
+        e.asset_key.path[-1]: e.event_specific_data.materialization.metadata["docs_in"].value
+        for e in result.get_asset_materialization_events()
+    }
+    assert docs_in == {"normalized_documents": 1, "document_chunks_v2": 1}
+    assert tick(instance, reingest) == []
+
+
+def test_a_document_fixed_on_a_later_day_is_repaired_in_its_new_partition(
+    instance: DagsterInstance, reingest: ReingestResource, corpus: Corpus, pg_url: str
+) -> None:
+    corpus.put(42, gzip.compress(json.dumps({"title": "no pmid"}).encode()))
+    corpus.put_record(record(1))
+    full_run(instance, reingest)
+    corpus.put_record(record(42), day="2026-11-05")
+    (request,) = tick(instance, reingest)
+    assert request.partition_key == "2026-11-05|pubmed"
+    assert launch(instance, reingest, request).success
+    assert ledger(pg_url)["pubmed:42"][0] == "2026-11-05"
+
+
+def test_a_poison_document_stops_after_the_attempt_limit(
+    instance: DagsterInstance, reingest: ReingestResource, corpus: Corpus, pg_url: str
+) -> None:
+    corpus.put_record(record(1))
+    corpus.put_record(record(2))
+    # A fetch that fails the same transient way every time: the object's path is a socket
+    # (opening it is an OSError that is not "not found").
+    path = corpus.objects.root / "reingest" / "raw" / "pubmed" / "2.json.gz"
+    path.unlink()
+    poison = socket.socket(socket.AF_UNIX)
+    poison.bind(str(path))
+    full_run(instance, reingest)  # attempt 1
+    run_keys = []
+    for _attempt in (2, 3):
+        (request,) = tick(instance, reingest)
+        run_keys.append(request.run_key)
+        assert launch(instance, reingest, request).success  # the run goes on; the doc fails
+    assert len(set(run_keys)) == 2  # each attempt is a new request
+    ((uid, kind, attempts, permanent, resolved),) = failures(pg_url)
+    assert (uid, kind, attempts, permanent, resolved) == ("pubmed:2", "transient", 3, True, None)
+    assert tick(instance, reingest) == []  # permanent: never retried again
