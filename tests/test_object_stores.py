@@ -107,12 +107,13 @@ def test_get_many_pulls_the_input_only_as_the_window_moves(make_store: StoreFact
     assert max(held) <= 3  # taken from the input but not yet handed back
 
 
-def test_missing_object_is_a_fetch_data_error(make_store: StoreFactory) -> None:
+def test_missing_object_is_a_transient_fetch_error(make_store: StoreFactory) -> None:
+    # Uploading the object fixes it without a new registry hash: repair must retry it.
     store = make_store()
     with pytest.raises(DocumentError) as caught:
         store.get("raw/nope.json")
     assert_fetch_error(caught.value, "object not found", "raw/nope.json")
-    assert caught.value.kind == "data"
+    assert caught.value.kind == "transient"
 
 
 def test_object_over_the_size_cap_is_refused(make_store: StoreFactory) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
@@ -20,7 +21,7 @@ from reingest_assets.resources.registry import Registry
 from reingest_assets.resources.stores import ChunkStore
 
 
-class PostgresResource(ConfigurableResource):  # type: ignore[misc]
+class PostgresResource(ConfigurableResource):
     """The registry database. An empty URL starts (or attaches to) the embedded Postgres."""
 
     url: str = Field(default="", description="postgresql:// URL; empty for the embedded server")
@@ -35,7 +36,7 @@ class PostgresResource(ConfigurableResource):  # type: ignore[misc]
         return registry
 
 
-class ObjectStoreResource(ConfigurableResource):  # type: ignore[misc]
+class ObjectStoreResource(ConfigurableResource):
     """Raw records and normalized Parquet: a local directory, or S3 through dagster-aws."""
 
     kind: str = Field(default="local", description="local | s3")
@@ -58,7 +59,7 @@ class ObjectStoreResource(ConfigurableResource):  # type: ignore[misc]
         return LocalObjectStore(Path(self.local_root), bucket=self.bucket)
 
 
-class ChunkStoreResource(ConfigurableResource):  # type: ignore[misc]
+class ChunkStoreResource(ConfigurableResource):
     """Where DocumentChunk_v2 lives: pgvector (the registry's database) or Weaviate."""
 
     kind: str = Field(default="pgvector", description="pgvector | weaviate")
@@ -70,7 +71,9 @@ class ChunkStoreResource(ConfigurableResource):  # type: ignore[misc]
     weaviate_grpc_secure: bool = False
     weaviate_cloud_url: str = ""
     weaviate_api_key: str = ""
-    weaviate_vectorizer: str = "text2vec-openai"
+    weaviate_vectorizer: Literal["text2vec-openai", "text2vec-transformers", "none"] = (
+        "text2vec-openai"
+    )
     weaviate_alias: str = ""
 
     def store(self, postgres: PostgresResource) -> ChunkStore:
@@ -103,14 +106,14 @@ class ChunkStoreResource(ConfigurableResource):  # type: ignore[misc]
                 api_key=self.weaviate_api_key or None,
             )
         )
-        return WeaviateChunkStore(  # type: ignore[no-any-return]
+        return WeaviateChunkStore(
             client,
             vectorizer=self.weaviate_vectorizer,
             alias=self.weaviate_alias or None,
         )
 
 
-class ReingestResource(ConfigurableResource):  # type: ignore[misc]
+class ReingestResource(ConfigurableResource):
     """The engine's wiring for one run: registry, object store, chunk store and batch sizes."""
 
     postgres: PostgresResource

@@ -57,7 +57,10 @@ def build_resources(settings: Settings) -> ReingestResource:
             weaviate_grpc_port=int(os.environ.get("REINGEST_WEAVIATE_GRPC_PORT", "50051")),
             weaviate_cloud_url=os.environ.get("REINGEST_WEAVIATE_CLOUD_URL", ""),
             weaviate_api_key=_secret("REINGEST_WEAVIATE_API_KEY"),
-            weaviate_vectorizer=os.environ.get("REINGEST_WEAVIATE_VECTORIZER", "text2vec-openai"),
+            # pydantic checks the value against the allowed vectorizers when the resource loads
+            weaviate_vectorizer=os.environ.get(  # type: ignore[arg-type]
+                "REINGEST_WEAVIATE_VECTORIZER", "text2vec-openai"
+            ),
             weaviate_alias=os.environ.get("REINGEST_WEAVIATE_ALIAS", ""),
         ),
         batch_size=settings.batch_size,

@@ -31,6 +31,7 @@ def prepare_stack(settings: Settings | None = None) -> Stack:
     settings.home.mkdir(parents=True, exist_ok=True)
     url = settings.database_url or embedded_postgres_url(settings.pg_dir)
     os.environ["REINGEST_DATABASE_URL"] = url
+    os.environ["REINGEST_DAGSTER_STORAGE_URL"] = dagster_storage_url(url)
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     template = resources.files("reingest_assets").joinpath("dagster.yaml")
@@ -39,6 +40,15 @@ def prepare_stack(settings: Settings | None = None) -> Stack:
     os.environ["DAGSTER_HOME"] = str(home)
     os.environ.setdefault("REINGEST_HOME", str(settings.home))
     return Stack(settings, url)
+
+
+def dagster_storage_url(url: str) -> str:
+    """dagster-postgres speaks psycopg2 (its NOTIFY uses client-side parameters); SQLAlchemy 2.1
+    would pick psycopg 3 for a bare ``postgresql://`` URL, so name the driver."""
+    scheme, _, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
 
 
 def partition_dates(settings: Settings, since: str | None, until: str | None) -> list[str]:

@@ -24,6 +24,10 @@ class DocumentError(Exception):
         self.kind: Kind = kind
         self.message = message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # picklable across worker processes (the default would pass only the message)
+        return (type(self), (self.stage, self.message), {"kind": self.kind})
+
 
 @dataclass(frozen=True, slots=True)
 class Failure:
@@ -61,3 +65,10 @@ class Failure:
             message=str(exc)[:MAX_MESSAGE_CHARS],
             content_hash=content_hash,
         )
+
+
+def object_not_found(uri: str) -> DocumentError:
+    """A registered document whose raw object is missing. Transient, not data: uploading the
+    object fixes it without changing the registry's content hash, so the repair sensor must
+    keep retrying it (up to the attempt limit)."""
+    return DocumentError("fetch", f"object not found: {uri}", kind="transient")

@@ -27,7 +27,6 @@ from reingest_assets.engine.workers import (
     WorkerPool,
     chunk_rows,
     normalize_items,
-    slices,
 )
 from reingest_assets.resources.object_store import ObjectStore
 from reingest_assets.resources.registry import LedgerEntry, Registry, RegistryRow
@@ -135,7 +134,10 @@ class StageReport:
         return self.docs_in / self.seconds * 60 if self.seconds > 0 else 0.0
 
     def timed(self, stage: str, start: float) -> None:
-        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - start
+        self.add_seconds(stage, time.perf_counter() - start)
+
+    def add_seconds(self, stage: str, seconds: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
     def add_failures(self, failures: Sequence[Failure]) -> None:
         self.docs_failed += len(failures)
@@ -201,14 +203,11 @@ def normalize_partition(
     with tempfile.TemporaryDirectory(prefix="reingest-") as tmp:
         path = Path(tmp) / "documents.parquet"
         with pq.ParquetWriter(path, NORMALIZED_SCHEMA, compression="zstd") as writer:
-            for rows, items, fetch_failures in _prefetched_pages(p, part, uids, force, report):
-                t = time.perf_counter()
-                results = [
-                    r
-                    for batch in p.pool.map_ordered(normalize_items, slices(items, WORKER_SLICE))
-                    for r in batch
-                ]
-                report.timed("normalize", t)
+            pages = _prefetched_pages(p, part, uids, force, report)
+            for (rows, _, fetch_failures), results, cpu in p.pool.lookahead(
+                pages, normalize_items, lambda page: page[1], WORKER_SLICE
+            ):
+                report.add_seconds("normalize_cpu", cpu)
                 failures = fetch_failures + [r for r in results if isinstance(r, Failure)]
                 normalized = [r.row for r in results if isinstance(r, NormalizedItem)]
                 t = time.perf_counter()
@@ -289,18 +288,10 @@ def chunk_partition(
     started = time.perf_counter()
     progress = Progress(f"chunk {part.key}", None, p.log)
     chunker = functools.partial(chunk_rows, config=p.chunker)
-    for rows in _normalized_batches(p, part, uids):
-        report.docs_in += len(rows)
-        t = time.perf_counter()
-        previous = p.registry.ledger_lookup(p.store.target, [r["uid"] for r in rows])
-        todo = rows if force else [r for r in rows if not _unchanged(p, r, previous.get(r["uid"]))]
-        report.docs_skipped += len(rows) - len(todo)
-        report.timed("plan", t)
-        t = time.perf_counter()
-        results = [
-            r for batch in p.pool.map_ordered(chunker, slices(todo, WORKER_SLICE)) for r in batch
-        ]
-        report.timed("chunk", t)
+    for (rows, previous, _), results, cpu in p.pool.lookahead(
+        _planned_batches(p, part, uids, force, report), chunker, lambda b: b[2], WORKER_SLICE
+    ):
+        report.add_seconds("chunk_cpu", cpu)
         failures = [r for r in results if isinstance(r, Failure)]
         chunked = [r for r in results if isinstance(r, ChunkedItem)]
         written, store_failures = _write_chunked(p, chunked, previous, report)
@@ -313,6 +304,20 @@ def chunk_partition(
     report.seconds = time.perf_counter() - started
     progress.done()
     return report
+
+
+def _planned_batches(
+    p: Pipeline, part: Partition, uids: Sequence[str] | None, force: bool, report: StageReport
+) -> Iterator[tuple[list[dict[str, Any]], dict[str, LedgerEntry], list[dict[str, Any]]]]:
+    """Normalized rows in batches, with their ledger entries and the rows still to write."""
+    for rows in _normalized_batches(p, part, uids):
+        report.docs_in += len(rows)
+        t = time.perf_counter()
+        previous = p.registry.ledger_lookup(p.store.target, [r["uid"] for r in rows])
+        todo = rows if force else [r for r in rows if not _unchanged(p, r, previous.get(r["uid"]))]
+        report.docs_skipped += len(rows) - len(todo)
+        report.timed("plan", t)
+        yield rows, previous, todo
 
 
 def _unchanged(p: Pipeline, row: dict[str, Any], entry: LedgerEntry | None) -> bool:

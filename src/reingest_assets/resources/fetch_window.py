@@ -17,6 +17,13 @@ def fetch_in_order(
     """
     if max_in_flight < 1:
         raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+    if max_in_flight == 1:  # no thread hand-off for stores where a fetch is a local read
+        for uri in uris:
+            try:
+                yield uri, get(uri)
+            except Exception as exc:
+                yield uri, exc
+        return
     pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="fetch")
     window: deque[tuple[str, Future[bytes]]] = deque()
     try:

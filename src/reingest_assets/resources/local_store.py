@@ -8,6 +8,7 @@ opened, by resolving the path and checking containment.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -15,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from reingest_assets.domain.failures import DocumentError
+from reingest_assets.domain.failures import DocumentError, object_not_found
 from reingest_assets.resources.fetch_window import fetch_in_order
 from reingest_assets.resources.object_uri import object_address, object_uri, split_uri
 
@@ -31,7 +32,7 @@ class LocalObjectStore:
         root: Path,
         bucket: str = "reingest",
         max_object_bytes: int = 64 * MiB,
-        max_in_flight: int = 16,
+        max_in_flight: int = 1,
     ) -> None:
         _check_bucket(bucket, bucket)
         self.root = root.resolve()
@@ -41,11 +42,23 @@ class LocalObjectStore:
         # Temp files live beside the buckets (same filesystem, so os.replace is atomic) but
         # outside them, so a crash mid-write never leaves a partial object to be listed.
         self._tmp_dir = self.root / ".tmp"
+        self._checked_dirs: dict[tuple[str, str], str] = {}
 
     def get(self, uri: str) -> bytes:
         path = self._object_path(uri)
         try:
-            with path.open("rb") as f:
+            # The directory was checked; O_NOFOLLOW refuses a symlink as the object itself.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise DocumentError(
+                    "fetch", f"refused object URI {uri!r}: it leads out of the store"
+                ) from None
+            if isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError):
+                raise object_not_found(uri) from None
+            raise
+        try:
+            with os.fdopen(fd, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 if size > self.max_object_bytes:
                     raise DocumentError(
@@ -55,20 +68,22 @@ class LocalObjectStore:
                     )
                 return f.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise DocumentError("fetch", f"object not found: {uri}") from None
+            raise object_not_found(uri) from None
 
     def get_many(self, uris: Iterable[str]) -> Iterator[tuple[str, bytes | BaseException]]:
         return fetch_in_order(self.get, uris, max_in_flight=self.max_in_flight)
 
     def put(self, uri: str, data: bytes) -> None:
-        self._replace_atomically(self._object_path(uri), lambda tmp: tmp.write_bytes(data))
+        self._replace_atomically(Path(self._object_path(uri)), lambda tmp: tmp.write_bytes(data))
 
     def upload_file(self, uri: str, path: Path) -> None:
-        self._replace_atomically(self._object_path(uri), lambda tmp: shutil.copyfile(path, tmp))
+        self._replace_atomically(
+            Path(self._object_path(uri)), lambda tmp: shutil.copyfile(path, tmp)
+        )
 
     def download_file(self, uri: str, path: Path) -> bool:
         try:
-            source = self._object_path(uri).open("rb")
+            source = os.fdopen(os.open(self._object_path(uri), os.O_RDONLY | os.O_NOFOLLOW), "rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return False
         with source, path.open("wb") as target:
@@ -76,7 +91,7 @@ class LocalObjectStore:
         return True
 
     def delete(self, uri: str) -> None:
-        self._object_path(uri).unlink(missing_ok=True)
+        Path(self._object_path(uri)).unlink(missing_ok=True)
 
     def list(self, prefix: str) -> Iterator[str]:
         bucket, key_prefix = split_uri(prefix, self.bucket)
@@ -88,11 +103,25 @@ class LocalObjectStore:
         for key in _walk(directory, base, name_prefix):
             yield object_uri(bucket, key)
 
-    def _object_path(self, uri: str) -> Path:
+    def _object_path(self, uri: str) -> str:
+        """The object's path, its directory resolved and checked to lie inside the bucket.
+
+        Directories are few and shared by many objects, so their check is cached; the object
+        itself is opened without following a final symlink.
+        """
         bucket, key = object_address(uri, self.bucket)
         _check_bucket(bucket, uri)
         _check_key(key, uri)
-        return self._contained(self.root / bucket / key, bucket, uri)
+        directory_key, _, name = key.rpartition("/")
+        if not name:
+            raise DocumentError("fetch", f"refused object URI {uri!r}: no object name")
+        directory = self._checked_dirs.get((bucket, directory_key))
+        if directory is None:
+            directory = str(self._contained(self.root / bucket / directory_key, bucket, uri))
+            if len(self._checked_dirs) > 4096:
+                self._checked_dirs.clear()
+            self._checked_dirs[(bucket, directory_key)] = directory
+        return f"{directory}/{name}"
 
     def _contained(self, path: Path, bucket: str, uri: str) -> Path:
         # resolve() follows every symlink on the way, so what is checked is where I/O would land.

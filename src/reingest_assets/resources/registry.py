@@ -10,10 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
-import psycopg
-from psycopg.rows import tuple_row
-
 from reingest_assets.domain.failures import Failure
+from reingest_assets.resources.pg import PgClient, retried
 
 MIGRATIONS_LOCK = 0x7265696E  # "rein": serializes concurrent migrators
 
@@ -84,26 +82,12 @@ def _day_bounds(ingest_date: str) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-class Registry:
-    """One connection to the registry database. Not thread-safe: one per process/thread."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._conn: psycopg.Connection[Any] | None = None
-
-    @property
-    def conn(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.url, autocommit=True, row_factory=tuple_row)
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+class Registry(PgClient):
+    """The registry database: one connection, retried across server restarts."""
 
     # -- migrations ---------------------------------------------------------------------------
 
+    @retried
     def migrate(self) -> list[str]:
         """Apply pending numbered migrations in order, each in a transaction, under an advisory
         lock so two runs starting at once apply each exactly once. Returns the ones applied."""
@@ -191,7 +175,7 @@ class Registry:
         }
         while True:
             params["last_ts"], params["last_uid"] = last
-            rows = [RegistryRow(*r) for r in self.conn.execute(sql, params).fetchall()]
+            rows = [RegistryRow(*r) for r in self._fetch_all(sql, params)]
             if not rows:
                 return
             yield rows
@@ -224,10 +208,15 @@ class Registry:
             )
         return n
 
+    @retried
+    def _fetch_all(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql.encode(), params).fetchall()
+
+    @retried
     def partition_summary(self, source: str, ingest_date: str) -> tuple[int, str | None]:
         """(document count, digest of its uids and content hashes) of one partition."""
         start, end = _day_bounds(ingest_date)
-        count, digest = self.conn.execute(
+        row = self.conn.execute(
             """
             SELECT count(*),
                    md5(string_agg(uid || ':' || coalesce(content_hash, ''), ',' ORDER BY uid))
@@ -236,8 +225,11 @@ class Registry:
             """,
             (source, start, end),
         ).fetchone()
+        assert row is not None
+        count, digest = row
         return int(count), digest
 
+    @retried
     def partition_summaries(self, sources: Sequence[str], since: str) -> dict[str, tuple[int, str]]:
         """``{partition key: (count, digest)}`` for every non-empty partition of these sources
         from ``since`` on, in one grouped scan. The digest changes whenever a document is added,
@@ -256,14 +248,16 @@ class Registry:
 
     # -- the ledger ---------------------------------------------------------------------------
 
+    @retried
     def ledger_lookup(self, target: str, uids: Sequence[str]) -> dict[str, LedgerEntry]:
         rows = self.conn.execute(
             "SELECT uid, source, ingest_date::text, content_hash, chunker_version, embedder_id,"
             " chunk_uuids::text[] FROM reingest.ledger WHERE target = %s AND uid = ANY(%s)",
             (target, list(uids)),
         ).fetchall()
-        return {r[0]: LedgerEntry(*r[:6], list(r[6])) for r in rows}
+        return {r[0]: LedgerEntry(r[0], r[1], r[2], r[3], r[4], r[5], list(r[6])) for r in rows}
 
+    @retried
     def removed_documents(self, target: str, source: str, ingest_date: str) -> list[str]:
         """Ledger documents of this partition that the registry no longer has at all."""
         rows = self.conn.execute(
@@ -276,11 +270,13 @@ class Registry:
         ).fetchall()
         return [r[0] for r in rows]
 
+    @retried
     def forget(self, target: str, uids: Sequence[str]) -> None:
         self.conn.execute(
             "DELETE FROM reingest.ledger WHERE target = %s AND uid = ANY(%s)", (target, list(uids))
         )
 
+    @retried
     def record_written(
         self,
         target: str,
@@ -330,6 +326,7 @@ class Registry:
                 (run_id,),
             )
 
+    @retried
     def delete_ledger(
         self,
         target: str,
@@ -354,8 +351,9 @@ class Registry:
 
     # -- failures -----------------------------------------------------------------------------
 
+    @retried
     def record_failures(
-        self, failures: Iterable[Failure], *, run_id: str, max_attempts: int
+        self, failures: Sequence[Failure], *, run_id: str, max_attempts: int
     ) -> int:
         """Upsert failures: a document's open failure is updated (attempts + 1), not duplicated;
         past ``max_attempts`` it becomes permanent and the repair sensor stops retrying it."""
@@ -392,6 +390,7 @@ class Registry:
             )
         return len(rows)
 
+    @retried
     def open_failures(self, *, limit: int = 10_000) -> list[OpenFailure]:
         """Unresolved, non-permanent failures with the registry's current content hash."""
         rows = self.conn.execute(
@@ -408,6 +407,7 @@ class Registry:
         ).fetchall()
         return [OpenFailure(*r) for r in rows]
 
+    @retried
     def failure_counts(self, source: str, ingest_date: str) -> dict[str, int]:
         rows = self.conn.execute(
             """

@@ -26,7 +26,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from reingest_assets.domain.failures import DocumentError
+from reingest_assets.domain.failures import DocumentError, object_not_found
 from reingest_assets.engine.retry import is_transient, retry
 from reingest_assets.resources.fetch_window import fetch_in_order
 from reingest_assets.resources.object_uri import object_address, object_uri, split_uri
@@ -133,7 +133,7 @@ class S3ObjectStore:
             response = self.client.get_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             if _is_not_found(exc):
-                raise DocumentError("fetch", f"object not found: {uri}") from None
+                raise object_not_found(uri) from None
             raise
         # Not `with response["Body"]`: botocore's StreamingBody.__enter__ hands out the raw
         # urllib3 stream, whose errors skip botocore's wrapping (and so look non-transient).

@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from reingest_assets.domain.document import Chunk
+from reingest_assets.resources.pg import PgClient, retried
 from reingest_assets.resources.stores import StoredChunk
 
 COLUMNS = (
@@ -33,28 +34,19 @@ COLUMNS = (
 )
 
 
-class PgVectorChunkStore:
+class PgVectorChunkStore(PgClient):
     name = "pgvector"
 
     def __init__(self, url: str, *, table: str = "document_chunk_v2", schema: str = "reingest"):
-        self.url = url
+        super().__init__(url)
         self.table = sql.Identifier(schema, table)
         self.target = f"pgvector:{schema}.{table}"
         self._schema = schema
         self._table_name = table
-        self._conn: psycopg.Connection[Any] | None = None
+        self._cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        self._copy_first = True
 
-    @property
-    def conn(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.url, autocommit=True)
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
+    @retried
     def ensure_schema(self) -> None:
         index = sql.Identifier(f"{self._table_name}_parent_uid_idx")
         fts = sql.Identifier(f"{self._table_name}_fts_idx")
@@ -90,24 +82,43 @@ class PgVectorChunkStore:
                     index, self.table
                 )
             )
+            # 'simple' (lowercased words, no stemming) matches Weaviate's word tokenization and
+            # costs a third of 'english'; a large pending list batches the GIN maintenance.
             self.conn.execute(
                 sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS {} ON {} USING gin "
-                    "(to_tsvector('english', coalesce(title, '') || ' ' || text))"
+                    "CREATE INDEX IF NOT EXISTS {} ON {} USING gin (to_tsvector('simple', text))"
+                    " WITH (gin_pending_list_limit = 65536)"
                 ).format(fts, self.table)
             )
 
+    @retried
     def upsert(
         self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]] | None = None
     ) -> dict[str, str]:
-        """COPY into a temp table, then one INSERT .. ON CONFLICT: a batch is one round trip and
-        all-or-nothing, so either every chunk of the batch landed or the call raises."""
+        """All-or-nothing per call: either every chunk landed or it raises.
+
+        New chunks are COPYed straight into the table (the fast path of a first load). If any
+        of them already exists (a re-run, a crash, an edited document), the COPY aborts and the
+        batch goes through a temp table and one INSERT .. ON CONFLICT instead, and so does
+        every later batch of this store: a collection that holds data is overwritten.
+        """
         if not chunks:
             return {}
-        cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-        updates = sql.SQL(", ").join(
-            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in COLUMNS[1:]
-        )
+        rows = [_row(c, vectors[i] if vectors is not None else None) for i, c in enumerate(chunks)]
+        if self._copy_first:
+            try:
+                with (
+                    self.conn.transaction(),
+                    self.conn.cursor() as cur,
+                    cur.copy(
+                        sql.SQL("COPY {} ({}) FROM STDIN").format(self.table, self._cols)
+                    ) as copy,
+                ):
+                    for row in rows:
+                        copy.write_row(row)
+                return {}
+            except psycopg.errors.UniqueViolation:
+                self._copy_first = False
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(
                 sql.SQL(
@@ -115,36 +126,25 @@ class PgVectorChunkStore:
                     " ON COMMIT DELETE ROWS"
                 ).format(self.table)
             )
-            with cur.copy(sql.SQL("COPY chunks_in ({}) FROM STDIN").format(cols)) as copy:
-                for i, c in enumerate(chunks):
-                    vector = (
-                        "[" + ",".join(map(repr, vectors[i])) + "]" if vectors is not None else None
-                    )
-                    copy.write_row(
-                        (
-                            c.uuid,
-                            c.parent_uid,
-                            c.source,
-                            c.title,
-                            c.text,
-                            c.section,
-                            c.published_at,
-                            c.year,
-                            c.tokens,
-                            c.n_sentences,
-                            c.quality_total,
-                            orjson.dumps(c.meta).decode(),
-                            vector,
-                        )
-                    )
+            with cur.copy(sql.SQL("COPY chunks_in ({}) FROM STDIN").format(self._cols)) as copy:
+                for row in rows:
+                    copy.write_row(row)
             cur.execute(
                 sql.SQL(
                     "INSERT INTO {t} ({cols}) SELECT {cols} FROM chunks_in"
                     " ON CONFLICT (uuid) DO UPDATE SET {updates}"
-                ).format(t=self.table, cols=cols, updates=updates)
+                ).format(
+                    t=self.table,
+                    cols=self._cols,
+                    updates=sql.SQL(", ").join(
+                        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+                        for c in COLUMNS[1:]
+                    ),
+                )
             )
         return {}
 
+    @retried
     def delete(self, uuids: Sequence[str]) -> int:
         if not uuids:
             return 0
@@ -154,6 +154,7 @@ class PgVectorChunkStore:
         )
         return cur.rowcount
 
+    @retried
     def delete_parents(self, parent_uids: Sequence[str]) -> int:
         if not parent_uids:
             return 0
@@ -163,6 +164,7 @@ class PgVectorChunkStore:
         )
         return cur.rowcount
 
+    @retried
     def count(self, parent_uids: Sequence[str] | None = None) -> int:
         if parent_uids is None:
             row = self.conn.execute(
@@ -178,14 +180,36 @@ class PgVectorChunkStore:
 
     def fetch(self, parent_uids: Sequence[str]) -> Iterator[StoredChunk]:
         props = COLUMNS[1:-1]
-        cur = self.conn.execute(
-            sql.SQL(
-                "SELECT uuid::text, {} FROM {} WHERE parent_uid = ANY(%s) ORDER BY uuid"
-            ).format(sql.SQL(", ").join(map(sql.Identifier, props)), self.table),
-            (list(parent_uids),),
-        )
-        for row in cur:
+        for row in self._fetch_rows(parent_uids):
             values = dict(zip(props, row[1:], strict=True))
             if values["published_at"] is not None:
                 values["published_at"] = values["published_at"].isoformat()
             yield StoredChunk(uuid=row[0], parent_uid=values["parent_uid"], properties=values)
+
+    @retried
+    def _fetch_rows(self, parent_uids: Sequence[str]) -> list[tuple[Any, ...]]:
+        props = COLUMNS[1:-1]
+        return self.conn.execute(
+            sql.SQL(
+                "SELECT uuid::text, {} FROM {} WHERE parent_uid = ANY(%s) ORDER BY uuid"
+            ).format(sql.SQL(", ").join(map(sql.Identifier, props)), self.table),
+            (list(parent_uids),),
+        ).fetchall()
+
+
+def _row(c: Chunk, vector: Sequence[float] | None) -> tuple[Any, ...]:
+    return (
+        c.uuid,
+        c.parent_uid,
+        c.source,
+        c.title,
+        c.text,
+        c.section,
+        c.published_at,
+        c.year,
+        c.tokens,
+        c.n_sentences,
+        c.quality_total,
+        orjson.dumps(c.meta).decode(),
+        "[" + ",".join(map(repr, vector)) + "]" if vector is not None else None,
+    )
