@@ -83,13 +83,13 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
 
 
 def register_corpus(
-    registry: Registry, objects: ObjectStore, n: int, *, seed: int = 1
+    registry: Registry, objects: ObjectStore, n: int, *, seed: int = 1, bucket: str = "reingest"
 ) -> list[SyntheticRecord]:
     """``n`` valid synthetic records of ``PART``: raw objects stored, registry rows written."""
     records = list(generate_corpus(n, start_date=DAY, days=1, seed=seed))
     rows = []
     for rec in records:
-        uri = f"s3://reingest/{rec.key}"
+        uri = f"s3://{bucket}/{rec.key}"
         objects.put(uri, rec.data)
         stamp = datetime.fromisoformat(rec.ingest_date).replace(hour=12, tzinfo=UTC)
         rows.append(
