@@ -353,7 +353,8 @@ def test_ui_backfill_materializes_every_partition_and_shows_it(
     backfill = _wait_for_backfill(dev_server, _launch_backfill(dev_server.url, keys))
     assert backfill["status"] == "COMPLETED_SUCCESS", backfill
 
-    # Every partition materialized, each with the run's metadata.
+    # Every partition materialized. One run covered the whole range, so its materializations
+    # carry the run's totals, named run_* (each partition's own figures are observations).
     data = _asset(dev_server, "document_chunks_v2")
     stats = data["assetNodeOrError"]["partitionStats"]
     assert stats == {"numMaterialized": len(keys), "numPartitions": len(keys), "numFailed": 0}
@@ -363,7 +364,12 @@ def test_ui_backfill_materializes_every_partition_and_shows_it(
     }
     assert set(materialized) == set(keys)
     for metadata in materialized.values():
-        assert {"docs_written", "chunks_written", "docs_failed", "docs_per_minute"} <= set(metadata)
+        assert {
+            "run_docs_written",
+            "run_chunks_written",
+            "run_docs_failed",
+            "run_docs_per_minute",
+        } <= set(metadata)
 
     # Each partition's own figures: together they account for every document of the corpus,
     # the malformed ones as normalization failures.
@@ -395,5 +401,5 @@ def test_ui_backfill_materializes_every_partition_and_shows_it(
     page.get_by_text("When graphing values by partition").wait_for(timeout=30_000)
     _screenshot(page, "ui-plots.png")
     body = page.locator("body").inner_text()
-    for label in ("docs_per_minute", "chunks_written", "docs_failed"):
+    for label in ("run_docs_per_minute", "run_chunks_written", "run_docs_failed"):
         assert label in body

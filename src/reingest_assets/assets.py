@@ -72,6 +72,12 @@ def raw_documents(context: Any, reingest: ReingestResource) -> DataVersionsByPar
 
 
 def _report_metadata(reports: list[StageReport]) -> dict[str, Any]:
+    """A one-partition run's figures as they are. A range run's materialization stands for every
+    partition of the range at once, so its totals go under ``run_*`` names: per-partition
+    plots then show only true per-partition values (each partition's own figures are in its
+    observation)."""
+    if len(reports) == 1:
+        return _metadata(reports[0])
     total = StageReport(",".join(r.partition for r in reports))
     for r in reports:
         for name in (
@@ -87,7 +93,8 @@ def _report_metadata(reports: list[StageReport]) -> dict[str, Any]:
             setattr(total, name, getattr(total, name) + getattr(r, name))
         for stage, s in r.stage_seconds.items():
             total.stage_seconds[stage] = total.stage_seconds.get(stage, 0.0) + s
-    return _metadata(total, partitions=len(reports))
+    metadata = _metadata(total, partitions=len(reports))
+    return {k if k == "partitions" else f"run_{k}": v for k, v in metadata.items()}
 
 
 def _metadata(r: StageReport, partitions: int = 1) -> dict[str, Any]:

@@ -15,6 +15,9 @@ from typing import Any
 from reingest_assets.settings import Settings
 from reingest_assets.stack import Stack, partition_dates, prepare_stack, run_reingest_job
 
+# Dagster's console logger at DEBUG prints every event; the CLI prints its own summary.
+QUIET: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 
 def _print_json(obj: dict[str, Any]) -> None:
     print(json.dumps(obj, sort_keys=True))
@@ -34,7 +37,8 @@ def _summarize(results: list[Any], seconds: float) -> dict[str, Any]:
             stage_totals = totals.setdefault(stage, {})
             for key, value in mat.metadata.items():
                 if isinstance(value.value, int | float):
-                    stage_totals[key] = stage_totals.get(key, 0.0) + float(value.value)
+                    name = key.removeprefix("run_")  # range runs name their totals run_*
+                    stage_totals[name] = stage_totals.get(name, 0.0) + float(value.value)
     norm = totals.get("normalized_documents", {})
     chunks = totals.get("document_chunks_v2", {})
     docs_in = int(norm.get("docs_in", 0))
@@ -70,7 +74,10 @@ def _full(
     dates = partition_dates(stack.settings, since, until)
     config = {"force": force}
     run_config = {
-        "ops": {name: {"config": config} for name in ("normalized_documents", "document_chunks_v2")}
+        "ops": {
+            name: {"config": config} for name in ("normalized_documents", "document_chunks_v2")
+        },
+        **QUIET,
     }
     started = time.perf_counter()
     results = run_reingest_job(stack, sources=sources, dates=dates, run_config=run_config)
@@ -404,6 +411,29 @@ def _add_range(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", help="last ingest date, YYYY-MM-DD")
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from reingest_assets.bench import run_benchmark
+
+    result = run_benchmark(args.docs, days=args.days, seed=args.seed).as_dict()
+    if args.json:
+        _print_json(result)
+    else:
+        for key in (
+            "docs",
+            "chunks",
+            "full_docs_per_minute",
+            "full_chunks_per_second",
+            "noop_docs_per_minute",
+            "peak_rss_mb",
+            "db_peak_rss_mb",
+            "generate_seconds",
+        ):
+            print(f"{key:<24}{result[key]:,}")
+        print(f"{'full stage seconds':<24}{result['full']['stage_seconds']}")
+        print(f"{'noop stage seconds':<24}{result['noop']['stage_seconds']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reingest",
@@ -456,6 +486,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument("--json", action="store_true", help="print one JSON report")
     rollback.set_defaults(func=cmd_rollback)
+
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark full and incremental mode end to end on a fresh embedded stack",
+    )
+    bench.add_argument("--docs", type=int, default=100_000, help="documents (100000)")
+    bench.add_argument(
+        "--days", type=int, default=1, help="partitions to spread them over (1: one partition)"
+    )
+    bench.add_argument("--seed", type=int, default=0, help="corpus seed (0)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(func=cmd_bench)
 
     dev = sub.add_parser("dev", help="start the Dagster webserver and daemon on the local stack")
     dev.add_argument("--host", default="127.0.0.1")

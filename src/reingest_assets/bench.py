@@ -1,0 +1,184 @@
+"""``reingest bench``: full mode, then an incremental run over the unchanged corpus, end to end
+on the embedded stack (local object store, embedded Postgres, pgvector, no embedding model),
+through the same Dagster job the UI launches.
+
+Reports documents per minute, chunks per second, peak resident memory of the process tree and
+time per stage. Run it on an otherwise idle machine: it measures the machine, not only the code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+
+class PeakMemory:
+    """Samples the resident memory of this process and its children (the worker pool), and
+    separately of the database server's processes, every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.peak_tree = 0
+        self.peak_db = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            tree = _rss([me, *me.children(recursive=True)])
+            db = _rss(p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres")
+            self.peak_tree = max(self.peak_tree, tree)
+            self.peak_db = max(self.peak_db, db)
+            self._stop.wait(self.interval)
+
+
+def _rss(processes: Any) -> int:
+    total = 0
+    for p in processes:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+@dataclass
+class BenchResult:
+    docs: int
+    chunks: int
+    full: dict[str, Any]
+    noop: dict[str, Any]
+    peak_rss_mb: float
+    db_peak_rss_mb: float
+    generate_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "docs": self.docs,
+            "chunks": self.chunks,
+            "full_docs_per_minute": self.full["docs_per_minute"],
+            "full_chunks_per_second": round(self.chunks / self.full["seconds"], 1),
+            "noop_docs_per_minute": self.noop["docs_per_minute"],
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "db_peak_rss_mb": round(self.db_peak_rss_mb, 1),
+            "generate_seconds": round(self.generate_seconds, 1),
+            "full": self.full,
+            "noop": self.noop,
+            "cpus": os.cpu_count(),
+        }
+
+
+def run_benchmark(
+    docs: int, *, days: int = 1, seed: int = 0, home: Path | None = None
+) -> BenchResult:
+    """Generate ``docs`` documents over ``days`` partitions into a fresh REINGEST_HOME, then run
+    full mode and a no-op incremental run, measuring both."""
+    owned = home is None
+    home = home or Path(tempfile.mkdtemp(prefix="reingest-bench-"))
+    first_day = date.today() - timedelta(days=days)
+    os.environ["REINGEST_HOME"] = str(home)
+    os.environ["REINGEST_START_DATE"] = first_day.isoformat()
+    os.environ.pop("REINGEST_DATABASE_URL", None)
+    try:
+        from reingest_assets.cli import QUIET, _summarize
+        from reingest_assets.settings import Settings
+        from reingest_assets.stack import partition_dates, prepare_stack, run_reingest_job
+
+        stack = prepare_stack(Settings())
+        started = time.perf_counter()
+        _generate(stack.database_url, stack.settings, docs, first_day, days, seed)
+        generate_seconds = time.perf_counter() - started
+        dates = partition_dates(stack.settings, None, None)
+        quiet = QUIET
+
+        def run() -> dict[str, Any]:
+            t = time.perf_counter()
+            results = run_reingest_job(
+                stack, sources=list(stack.settings.sources), dates=dates, run_config=quiet
+            )
+            summary = _summarize(results, time.perf_counter() - t)
+            summary["stage_seconds"] = _stage_seconds(results)
+            return summary
+
+        with PeakMemory() as memory:
+            full = run()
+            noop = run()
+        return BenchResult(
+            docs=docs,
+            chunks=full["chunks_written"],
+            full=full,
+            noop=noop,
+            peak_rss_mb=memory.peak_tree / 2**20,
+            db_peak_rss_mb=memory.peak_db / 2**20,
+            generate_seconds=generate_seconds,
+        )
+    finally:
+        if owned:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _generate(url: str, settings: Any, docs: int, first_day: date, days: int, seed: int) -> None:
+    from reingest_assets.resources.local_store import LocalObjectStore
+    from reingest_assets.resources.registry import Registry
+    from reingest_assets.synthetic import generate_corpus
+
+    objects = LocalObjectStore(settings.objects_dir, bucket=settings.bucket)
+    registry = Registry(url)
+    registry.migrate()
+
+    def rows() -> Any:
+        for rec in generate_corpus(
+            docs, sources=settings.sources, start_date=first_day, days=days, seed=seed
+        ):
+            uri = f"s3://{settings.bucket}/{rec.key}"
+            objects.put(uri, rec.data)
+            stamp = datetime.fromisoformat(rec.ingest_date).replace(hour=12, tzinfo=UTC)
+            yield (
+                rec.uid,
+                rec.source,
+                rec.source_id,
+                rec.title,
+                rec.published_at,
+                uri,
+                rec.content_hash,
+                stamp,
+                stamp,
+            )
+
+    registry.upsert_documents(rows())
+    registry.close()
+
+
+def _stage_seconds(results: list[Any]) -> dict[str, float]:
+    """Seconds per stage, added up over the runs' per-asset materialization metadata."""
+    totals: dict[str, float] = {}
+    for result in results:
+        seen: set[str] = set()
+        for event in result.get_asset_materialization_events():
+            mat = event.event_specific_data.materialization
+            asset = mat.asset_key.path[-1]
+            key = "stage_seconds" if "stage_seconds" in mat.metadata else "run_stage_seconds"
+            if asset in seen or key not in mat.metadata:
+                continue
+            seen.add(asset)
+            for stage, seconds in mat.metadata[key].value.items():
+                totals[stage] = round(totals.get(stage, 0.0) + seconds, 3)
+    return totals
