@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from reingest_assets.engine.retry import is_transient, retry
+from reingest_assets.resources.redaction import redact
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,14 +35,22 @@ class PgClient:
     @property
     def conn(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            # Asynchronous commit: a server crash loses only the latest commits, in commit
-            # order, so the ledger (committed after the chunks) never claims lost chunks.
-            self._conn = psycopg.connect(
-                self.url,
-                autocommit=True,
-                row_factory=tuple_row,
-                options="-c synchronous_commit=off",
-            )
+            try:
+                # Asynchronous commit: a server crash loses only the latest commits, in commit
+                # order, so the ledger (committed after the chunks) never claims lost chunks.
+                self._conn = psycopg.connect(
+                    self.url,
+                    autocommit=True,
+                    row_factory=tuple_row,
+                    options="-c synchronous_commit=off",
+                )
+            except psycopg.Error as exc:
+                # libpq quotes a URL it cannot parse, password and all: same error, redacted,
+                # and without the original as its context.
+                message = redact(str(exc), self.url)
+                if message == str(exc):
+                    raise
+                raise type(exc)(message) from None
         return self._conn
 
     def reset(self) -> None:
