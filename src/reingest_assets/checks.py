@@ -5,7 +5,9 @@ partitions definition, computed by one ``@multi_asset_check`` because they share
 pass over the partition. A Dagster user sees them on the asset's Checks tab, each with a result
 per partition (metadata: counts and a sample of offending uids / chunk UUIDs).
 
-* Runs of ``reingest_job`` (and backfills) execute them after ``document_chunks_v2``. A
+* Runs of ``reingest_job`` (and backfills) execute them after ``document_chunks_v2``, over
+  the documents the run wrote (O(written): an incremental run that changed nothing does not
+  re-read the partition). A
   single-run backfill covers a range of partitions in one step, where ``AssetCheckResult`` can
   carry only one partition; so the check logs an ``AssetCheckEvaluation`` per partition of
   ``context.partition_keys`` (``can_subset=True``: no per-check output is required).
@@ -75,6 +77,9 @@ def document_chunks_v2_validation(
     context: AssetCheckExecutionContext, reingest: ReingestResource
 ) -> Iterator[AssetCheckEvaluation]:
     selected = context.selected_asset_check_keys
+    # A run that materializes the asset checks what it wrote; a checks-only run (validate_job,
+    # "Execute checks") checks every document of the partition.
+    materializing = document_chunks_v2.key in (context.run.asset_selection or set())
     pipeline = reingest.pipeline(context.run.run_id, context.log.info)
     try:
         for key in context.partition_keys:
@@ -87,6 +92,7 @@ def document_chunks_v2_validation(
                 sample_size=SETTINGS.validation_sample,
                 max_failure_rate=SETTINGS.max_failure_rate,
                 batch_size=pipeline.batch_size,
+                run_id=context.run.run_id if materializing else None,
             )
             context.log.info(f"validation {key}: {'passed' if report.passed else 'FAILED'}")
             for outcome in report.checks:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -157,8 +157,11 @@ def validate_partition(
     sample_size: int = 20,
     max_failure_rate: float = 0.01,
     batch_size: int = 1000,
+    run_id: str | None = None,
 ) -> PartitionValidation:
-    """Run every check of :data:`CHECKS` over one partition."""
+    """Run every check of :data:`CHECKS` over one partition, or, given ``run_id``, over the
+    documents that run wrote in it (what a materializing run checks: O(written), so a run that
+    changed nothing validates nothing again)."""
     chunker = chunker or ChunkerConfig()
     tally = _Tally()
     # Reservoir sample of written documents, seeded by the partition: the same partition
@@ -166,14 +169,7 @@ def validate_partition(
     rng = random.Random(part.key)
     reservoir: list[_Sampled] = []
     seen_written = 0
-    for rows in registry.iter_partition(
-        part.source,
-        part.ingest_date,
-        target=store.target,
-        chunker_version=CHUNKER_VERSION,
-        embedder_id="",
-        batch_size=batch_size,
-    ):
+    for rows in _registry_pages(registry, store, part, batch_size, run_id):
         uids = [r.uid for r in rows]
         ledger = registry.ledger_lookup(store.target, uids)
         failed = registry.unresolved_failure_uids(uids)
@@ -215,6 +211,33 @@ def validate_partition(
     return PartitionValidation(
         part.key, tally.documents, _outcomes(tally, counts, max_failure_rate, chunker)
     )
+
+
+def _registry_pages(
+    registry: Registry, store: ChunkStore, part: Partition, batch_size: int, run_id: str | None
+) -> Iterator[list[RegistryRow]]:
+    def page(uids: list[str] | None) -> Iterator[list[RegistryRow]]:
+        return registry.iter_partition(
+            part.source,
+            part.ingest_date,
+            target=store.target,
+            chunker_version=CHUNKER_VERSION,
+            embedder_id="",
+            batch_size=batch_size,
+            uids=uids,
+        )
+
+    if run_id is None:
+        yield from page(None)
+        return
+    for entries in registry.iter_ledger(
+        store.target,
+        source=part.source,
+        ingest_date=part.ingest_date,
+        run_id=run_id,
+        batch_size=batch_size,
+    ):
+        yield from page([e.uid for e in entries])
 
 
 def _check_chunks(tally: _Tally, chunks: list[StoredChunk], max_tokens: int) -> None:
