@@ -79,7 +79,10 @@ def document_chunks_v2_validation(
     selected = context.selected_asset_check_keys
     # A run that materializes the asset checks what it wrote; a checks-only run (validate_job,
     # "Execute checks") checks every document of the partition.
-    materializing = document_chunks_v2.key in (context.run.asset_selection or set())
+    materializing = (
+        document_chunks_v2.key
+        in context.op_execution_context.job_def.asset_layer.selected_asset_keys
+    )
     pipeline = reingest.pipeline(context.run.run_id, context.log.info)
     try:
         for key in context.partition_keys:
