@@ -8,15 +8,58 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A ``REINGEST_*`` variable holds a value the pipeline cannot use; the message names it."""
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"REINGEST_{name}", default)
 
 
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingsError(
+            f"REINGEST_{name}={raw!r} is not a positive whole number: "
+            f"set it to one (default {default}) or unset it"
+        )
+    return value
+
+
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = _env(name, default)
+    if raw not in choices:
+        raise SettingsError(
+            f"REINGEST_{name}={raw!r} is not one of {', '.join(choices)}: "
+            f"set one of them (default {default}) or unset it"
+        )
+    return raw
+
+
 def _env_list(name: str, default: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in _env(name, default).split(",") if s.strip())
+
+
+def _env_rate(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise SettingsError(
+            f"REINGEST_{name}={raw!r} is not a fraction between 0 and 1: "
+            f"set one (default {default}) or unset it"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -24,21 +67,23 @@ class Settings:
     home: Path = field(default_factory=lambda: Path(_env("HOME", ".reingest")).resolve())
     # Empty: start (or reuse) the embedded Postgres under ``home/pg``.
     database_url: str = field(default_factory=lambda: _env("DATABASE_URL", ""))
-    object_store: str = field(default_factory=lambda: _env("OBJECT_STORE", "local"))  # local|s3
+    object_store: str = field(
+        default_factory=lambda: _env_choice("OBJECT_STORE", "local", ("local", "s3"))
+    )
     bucket: str = field(default_factory=lambda: _env("BUCKET", "reingest"))
     s3_endpoint_url: str = field(default_factory=lambda: _env("S3_ENDPOINT_URL", ""))
     s3_region: str = field(default_factory=lambda: _env("S3_REGION", "us-east-1"))
-    store: str = field(default_factory=lambda: _env("STORE", "pgvector"))  # pgvector|weaviate
+    store: str = field(
+        default_factory=lambda: _env_choice("STORE", "pgvector", ("pgvector", "weaviate"))
+    )
     sources: tuple[str, ...] = field(default_factory=lambda: _env_list("SOURCES", "pubmed"))
     start_date: str = field(default_factory=lambda: _env("START_DATE", "2026-11-01"))
-    batch_size: int = field(default_factory=lambda: int(_env("BATCH_SIZE", "2000")))
-    workers: int = field(default_factory=lambda: int(_env("WORKERS", str(os.cpu_count() or 2))))
-    max_attempts: int = field(default_factory=lambda: int(_env("MAX_ATTEMPTS", "3")))
+    batch_size: int = field(default_factory=lambda: _env_int("BATCH_SIZE", 2000))
+    workers: int = field(default_factory=lambda: _env_int("WORKERS", os.cpu_count() or 2))
+    max_attempts: int = field(default_factory=lambda: _env_int("MAX_ATTEMPTS", 3))
     # The repair sensor: seconds between ticks, and whether it starts running (else the UI or
     # ``dagster sensor start`` turns it on).
-    repair_interval_seconds: int = field(
-        default_factory=lambda: int(_env("REPAIR_INTERVAL", "300"))
-    )
+    repair_interval_seconds: int = field(default_factory=lambda: _env_int("REPAIR_INTERVAL", 300))
     repair_sensor_running: bool = field(
         default_factory=lambda: _env("REPAIR_SENSOR", "stopped") == "running"
     )
@@ -48,8 +93,18 @@ class Settings:
     )
     observe_cron: str = field(default_factory=lambda: _env("OBSERVE_CRON", "0 * * * *"))
     # Validation: unresolved failures over a partition's documents above this fail the check.
-    max_failure_rate: float = field(default_factory=lambda: float(_env("MAX_FAILURE_RATE", "0.01")))
-    validation_sample: int = field(default_factory=lambda: int(_env("VALIDATION_SAMPLE", "20")))
+    max_failure_rate: float = field(default_factory=lambda: _env_rate("MAX_FAILURE_RATE", 0.01))
+    validation_sample: int = field(default_factory=lambda: _env_int("VALIDATION_SAMPLE", 20))
+
+    def __post_init__(self) -> None:
+        try:
+            date.fromisoformat(self.start_date)
+        except ValueError:
+            raise SettingsError(
+                f"REINGEST_START_DATE={self.start_date!r} is not a date: set it as YYYY-MM-DD"
+            ) from None
+        if not self.sources:
+            raise SettingsError("REINGEST_SOURCES is empty: set a comma-separated list of sources")
 
     @property
     def pg_dir(self) -> Path:
