@@ -16,9 +16,10 @@ from pydantic import Field
 
 from reingest_assets.engine.runner import Pipeline
 from reingest_assets.resources.embedded_pg import embedded_postgres_url
+from reingest_assets.resources.embedders import Embedder
 from reingest_assets.resources.object_store import ObjectStore
 from reingest_assets.resources.registry import Registry
-from reingest_assets.resources.stores import ChunkStore
+from reingest_assets.resources.stores import COLLECTION, ChunkStore
 
 
 class PostgresResource(ConfigurableResource):
@@ -75,6 +76,14 @@ class ChunkStoreResource(ConfigurableResource):
         "text2vec-openai"
     )
     weaviate_alias: str = ""
+    weaviate_collection: str = Field(
+        default=COLLECTION,
+        description="physical collection written; with an alias, a versioned one "
+        "(DocumentChunk_v2_<version>) that cutover points the alias at",
+    )
+    weaviate_openai_api_key: str = Field(
+        default="", description="sent as X-OpenAI-Api-Key for the text2vec-openai vectorizer"
+    )
 
     def store(self, postgres: PostgresResource) -> ChunkStore:
         if self.kind == "pgvector":
@@ -104,13 +113,49 @@ class ChunkStoreResource(ConfigurableResource):
                 grpc_secure=self.weaviate_grpc_secure,
                 cloud_url=self.weaviate_cloud_url or None,
                 api_key=self.weaviate_api_key or None,
+                headers=self._weaviate_headers(),
             )
         )
         return WeaviateChunkStore(
             client,
+            collection=self.weaviate_collection,
             vectorizer=self.weaviate_vectorizer,
             alias=self.weaviate_alias or None,
         )
+
+    def _weaviate_headers(self) -> dict[str, str]:
+        # The server calls OpenAI itself with the key the client sends along.
+        if self.weaviate_vectorizer == "text2vec-openai" and self.weaviate_openai_api_key:
+            return {"X-OpenAI-Api-Key": self.weaviate_openai_api_key}
+        return {}
+
+
+class EmbedderResource(ConfigurableResource):
+    """Self-provided vectors: an OpenAI-compatible endpoint or a local sentence-transformers
+    model; ``none`` leaves vectors to the store (Weaviate's vectorizer) or out."""
+
+    kind: Literal["none", "openai", "sentence-transformers"] = "none"
+    url: str = "https://api.openai.com/v1"
+    model: str = Field(default="", description="empty: the kind's default model")
+    dimensions: int = Field(default=1536, description="openai: the vector size requested")
+    api_key: str = ""
+
+    def embedder(self) -> Embedder | None:
+        from reingest_assets.resources.embedders import (
+            OpenAICompatibleEmbedder,
+            SentenceTransformerEmbedder,
+        )
+
+        if self.kind == "openai":
+            return OpenAICompatibleEmbedder(
+                self.url,
+                self.model or "text-embedding-3-small",
+                api_key=self.api_key or None,
+                dimensions=self.dimensions,
+            )
+        if self.kind == "sentence-transformers":
+            return SentenceTransformerEmbedder(self.model or "all-MiniLM-L6-v2")
+        return None
 
 
 class ReingestResource(ConfigurableResource):
@@ -119,6 +164,7 @@ class ReingestResource(ConfigurableResource):
     postgres: PostgresResource
     object_store: ObjectStoreResource
     chunk_store: ChunkStoreResource
+    embedder: EmbedderResource = Field(default_factory=EmbedderResource)
     batch_size: int = 2000
     workers: int = 2
     max_attempts: int = Field(default=3, description="attempts before a failure is permanent")
@@ -128,6 +174,7 @@ class ReingestResource(ConfigurableResource):
             registry=self.postgres.registry(),
             objects=self.object_store.store(),
             store=self.chunk_store.store(self.postgres),
+            embedder=self.embedder.embedder(),
             run_id=run_id,
             batch_size=self.batch_size,
             workers=self.workers,

@@ -11,6 +11,7 @@ from reingest_assets.assets import SETTINGS, document_chunks_v2, normalized_docu
 from reingest_assets.checks import document_chunks_v2_validation
 from reingest_assets.dagster_resources import (
     ChunkStoreResource,
+    EmbedderResource,
     ObjectStoreResource,
     PostgresResource,
     ReingestResource,
@@ -23,6 +24,7 @@ from reingest_assets.jobs import (
     rollback_job,
     validate_job,
 )
+from reingest_assets.resources.stores import COLLECTION
 from reingest_assets.schedules import observe_raw_documents_schedule, reingest_job_schedule
 from reingest_assets.sensors import repair_sensor
 from reingest_assets.settings import Settings
@@ -62,6 +64,16 @@ def build_resources(settings: Settings) -> ReingestResource:
                 "REINGEST_WEAVIATE_VECTORIZER", "text2vec-openai"
             ),
             weaviate_alias=os.environ.get("REINGEST_WEAVIATE_ALIAS", ""),
+            weaviate_collection=os.environ.get("REINGEST_WEAVIATE_COLLECTION", COLLECTION),
+            weaviate_openai_api_key=_secret("REINGEST_OPENAI_API_KEY"),
+        ),
+        embedder=EmbedderResource(
+            # Settings checked the kind against the allowed ones
+            kind=settings.embedder,  # type: ignore[arg-type]
+            url=settings.embedder_url,
+            model=settings.embedder_model,
+            dimensions=settings.embedder_dimensions,
+            api_key=_secret("REINGEST_EMBEDDER_API_KEY"),
         ),
         batch_size=settings.batch_size,
         workers=settings.workers,

@@ -95,6 +95,20 @@ class Settings:
     # Validation: unresolved failures over a partition's documents above this fail the check.
     max_failure_rate: float = field(default_factory=lambda: _env_rate("MAX_FAILURE_RATE", 0.01))
     validation_sample: int = field(default_factory=lambda: _env_int("VALIDATION_SAMPLE", 20))
+    # Self-provided vectors: the pipeline embeds each chunk (pgvector's vector column, or
+    # Weaviate with REINGEST_WEAVIATE_VECTORIZER=none). The API key is read as a secret
+    # (REINGEST_EMBEDDER_API_KEY) by the Dagster resource, never kept here.
+    embedder: str = field(
+        default_factory=lambda: _env_choice(
+            "EMBEDDER", "none", ("none", "openai", "sentence-transformers")
+        )
+    )
+    embedder_url: str = field(
+        default_factory=lambda: _env("EMBEDDER_URL", "https://api.openai.com/v1")
+    )
+    # Empty: the kind's default model (text-embedding-3-small, all-MiniLM-L6-v2).
+    embedder_model: str = field(default_factory=lambda: _env("EMBEDDER_MODEL", ""))
+    embedder_dimensions: int = field(default_factory=lambda: _env_int("EMBEDDER_DIMENSIONS", 1536))
 
     def __post_init__(self) -> None:
         try:
@@ -105,6 +119,14 @@ class Settings:
             ) from None
         if not self.sources:
             raise SettingsError("REINGEST_SOURCES is empty: set a comma-separated list of sources")
+        vectorizer = _env("WEAVIATE_VECTORIZER", "text2vec-openai")
+        if self.store == "weaviate" and self.embedder != "none" and vectorizer != "none":
+            raise SettingsError(
+                f"REINGEST_EMBEDDER={self.embedder} with REINGEST_WEAVIATE_VECTORIZER="
+                f"{vectorizer}: Weaviate would get vectors from two models; set "
+                "REINGEST_WEAVIATE_VECTORIZER=none to store the pipeline's vectors, or "
+                "REINGEST_EMBEDDER=none to let Weaviate vectorize"
+            )
 
     @property
     def pg_dir(self) -> Path:
