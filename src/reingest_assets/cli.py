@@ -4,19 +4,86 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from rich.console import Console
+from rich.status import Status
 
 from reingest_assets.settings import Settings
 from reingest_assets.stack import Stack, partition_dates, prepare_stack, run_reingest_job
 
 # Dagster's console logger at DEBUG prints every event; the CLI prints its own summary.
 QUIET: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The engine's progress lines (engine/progress.py), logged every 10 s per partition and stage.
+PROGRESS_LINE = re.compile(r"(?:normalize|chunk) \S+: [\d,]+ docs, .*")
+# Errors a wrong setting causes: the message, and exit status 2 without a traceback.
+SETTINGS_EXIT = 2
+
+
+class ProgressDisplay(logging.Handler):
+    """Progress of in-process runs on stderr: on a terminal one live status line (what runs,
+    then the engine's latest progress line: documents done, rate, ETA); elsewhere each progress
+    line as it comes, at most one per partition stage every 10 s."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.console = Console(stderr=True, highlight=False)
+        self.status: Status | None = None
+
+    @contextmanager
+    def running(self, what: str) -> Iterator[None]:
+        if self.console.is_terminal:
+            self.status = self.console.status(what)
+            self.status.start()
+        try:
+            yield
+        finally:
+            if self.status is not None:
+                self.status.stop()
+                self.status = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = PROGRESS_LINE.search(record.getMessage())
+        if match is None:
+            return
+        if self.status is not None:
+            self.status.update(match.group())
+        else:
+            self.console.print(match.group(), markup=False)
+
+    def logger_defs(self) -> dict[str, Any]:
+        """The job's loggers for a CLI run: Dagster's console (quieted by ``QUIET``) and this."""
+        from dagster import LoggerDefinition, colored_console_logger
+
+        progress = logging.Logger("reingest.progress", logging.INFO)
+        progress.addHandler(self)
+        return {"console": colored_console_logger, "progress": LoggerDefinition(lambda _: progress)}
+
+
+def _with_progress(run_config: dict[str, Any] | None) -> dict[str, Any]:
+    run_config = dict(run_config or {})
+    loggers = run_config.get("loggers", QUIET["loggers"])
+    return {**run_config, "loggers": {**loggers, "progress": {}}}
+
+
+def _ready_stack() -> Stack:
+    """The local stack, with every store the settings name reached before anything runs."""
+    from reingest_assets.preflight import check_stack
+
+    stack = prepare_stack()
+    check_stack(stack)
+    return stack
 
 
 def _print_json(obj: dict[str, Any]) -> None:
@@ -58,18 +125,29 @@ def _summarize(results: list[Any], seconds: float) -> dict[str, Any]:
 
 
 def cmd_full(args: argparse.Namespace) -> int:
-    stack = prepare_stack()
+    stack = _ready_stack()
     if args.dry_run:
         return _dry_run(stack, args)
     summary = _full(
-        stack, args.source or list(stack.settings.sources), args.since, args.until, force=args.force
+        stack,
+        args.source or list(stack.settings.sources),
+        args.since,
+        args.until,
+        force=args.force,
+        progress=not args.json,
     )
     _report(summary, args.json)
     return 0 if summary["runs"] == summary["runs_succeeded"] else 1
 
 
 def _full(
-    stack: Stack, sources: list[str], since: str | None, until: str | None, *, force: bool
+    stack: Stack,
+    sources: list[str],
+    since: str | None,
+    until: str | None,
+    *,
+    force: bool,
+    progress: bool,
 ) -> dict[str, Any]:
     dates = partition_dates(stack.settings, since, until)
     config = {"force": force}
@@ -80,7 +158,18 @@ def _full(
         **QUIET,
     }
     started = time.perf_counter()
-    results = run_reingest_job(stack, sources=sources, dates=dates, run_config=run_config)
+    if not progress or not dates:
+        results = run_reingest_job(stack, sources=sources, dates=dates, run_config=run_config)
+    else:
+        display = ProgressDisplay()
+        with display.running(f"reingest_job {', '.join(sources)} {dates[0]}..{dates[-1]}"):
+            results = run_reingest_job(
+                stack,
+                sources=sources,
+                dates=dates,
+                run_config=_with_progress(run_config),
+                logger_defs=display.logger_defs(),
+            )
     return _summarize(results, time.perf_counter() - started)
 
 
@@ -102,9 +191,11 @@ def _run_job(
     sources: list[str],
     dates: list[str],
     run_config: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> list[Any]:
     """One in-process run of a partitioned job per source over the date range, recorded in the
-    Dagster instance (as ``run_reingest_job`` does for the re-ingestion job)."""
+    Dagster instance (as ``run_reingest_job`` does for the re-ingestion job); with ``progress``
+    a live status line on the terminal while it runs."""
     from dagster import DagsterInstance
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
@@ -114,8 +205,14 @@ def _run_job(
     from reingest_assets.definitions import defs
 
     job = defs.resolve_job_def(job_name)
+    display = ProgressDisplay()
+    if progress:
+        job = job.with_logger_defs(display.logger_defs())
+        run_config = _with_progress(run_config)
+    what = f"{job_name} {', '.join(sources)} {dates[0]}..{dates[-1]}" if dates else job_name
     results = []
-    with DagsterInstance.get() as instance:
+    shown = display.running(what) if progress else nullcontext()
+    with DagsterInstance.get() as instance, shown:
         for source in sources if dates else []:
             results.append(
                 job.execute_in_process(
@@ -148,6 +245,7 @@ def _dry_run(stack: Stack, args: argparse.Namespace) -> int:
         sources=sources,
         dates=dates,
         run_config={"ops": {"document_chunks_v2": {"config": config}}},
+        progress=not args.json,
     )
     plans = []
     for result in results:
@@ -174,9 +272,9 @@ def _dry_run(stack: Stack, args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Run the validation checks alone over the selected partitions; writes nothing."""
-    stack = prepare_stack()
+    stack = _ready_stack()
     sources, dates = _selected(stack, args)
-    results = _run_job(stack, "validate_job", sources=sources, dates=dates)
+    results = _run_job(stack, "validate_job", sources=sources, dates=dates, progress=not args.json)
     report: dict[str, dict[str, Any]] = {}
     for result in results:
         for ev in result.get_asset_check_evaluations():
@@ -214,7 +312,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from reingest_assets.definitions import defs
     from reingest_assets.domain.chunker import CHUNKER_VERSION
 
-    stack = prepare_stack()
+    stack = _ready_stack()
     sources, dates = _selected(stack, args)
     keys = [f"{d}|{s}" for d in dates for s in sources]
     with build_resources({"reingest": (defs.resources or {})["reingest"]}) as resources:
@@ -289,7 +387,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     from reingest_assets.definitions import defs
 
-    prepare_stack()
+    _ready_stack()
     config = {
         "partition": args.partition or "",
         "run_id": args.run or "",
@@ -320,7 +418,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from reingest_assets.resources.registry import Registry
     from reingest_assets.synthetic import generate_corpus
 
-    stack = prepare_stack()
+    stack = _ready_stack()
     settings = stack.settings
     if settings.object_store != "local":
         print(
@@ -370,14 +468,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"{len(settings.sources)} source(s) in {time.perf_counter() - t:.1f}s "
             f"(REINGEST_HOME={settings.home})"
         )
-    summary = _full(stack, list(settings.sources), start.isoformat(), end.isoformat(), force=False)
+    summary = _full(
+        stack,
+        list(settings.sources),
+        start.isoformat(),
+        end.isoformat(),
+        force=False,
+        progress=not args.json,
+    )
     _report(summary, args.json)
     return 0 if summary["runs"] == summary["runs_succeeded"] else 1
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """The Dagster webserver and daemon on the local stack (embedded Postgres by default)."""
-    prepare_stack()
+    _ready_stack()
     print(
         f"Dagster UI on http://{args.host}:{args.port}  (DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
     )
@@ -507,9 +612,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from reingest_assets.preflight import explain
+    from reingest_assets.settings import SettingsError
+
     args = build_parser().parse_args(argv)
-    Settings()  # fail early on malformed settings
-    return int(args.func(args))
+    if not sys.warnoptions:
+        # Dagster's beta/preview/deprecation notices say nothing an operator can act on;
+        # PYTHONWARNINGS (or -W) shows them again.
+        warnings.simplefilter("ignore")
+    try:
+        settings = Settings()  # fail early on malformed settings
+    except SettingsError as exc:
+        return _settings_error(str(exc), args)
+    try:
+        return int(args.func(args))
+    except Exception as exc:
+        message = explain(exc, settings)
+        if message is None:
+            raise
+        return _settings_error(message, args)
+
+
+def _settings_error(message: str, args: argparse.Namespace) -> int:
+    """A wrong setting: one message that says what to fix, no traceback."""
+    if getattr(args, "json", False):
+        _print_json({"error": message})
+    print(f"reingest: {message}", file=sys.stderr)
+    return SETTINGS_EXIT
 
 
 if __name__ == "__main__":

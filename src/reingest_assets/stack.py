@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from importlib import resources
@@ -69,9 +70,11 @@ def run_reingest_job(
     sources: list[str],
     dates: list[str],
     run_config: dict[str, Any] | None = None,
+    logger_defs: Mapping[str, Any] | None = None,
 ) -> list[Any]:
     """Full mode from the CLI: the same job a UI backfill launches, one run per source over the
-    date range (as a single-run backfill does), recorded in the Dagster instance."""
+    date range (as a single-run backfill does), recorded in the Dagster instance. ``logger_defs``
+    replace the job's loggers (the CLI's progress display)."""
     from dagster import DagsterInstance
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
@@ -81,6 +84,8 @@ def run_reingest_job(
     from reingest_assets.definitions import defs
 
     job = defs.resolve_job_def("reingest_job")
+    if logger_defs:
+        job = job.with_logger_defs(logger_defs)
     results = []
     with DagsterInstance.get() as instance:
         for source in sources:

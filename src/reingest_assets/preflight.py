@@ -1,0 +1,132 @@
+"""Operator errors: reach every store the settings name before a run starts, and turn the
+errors a wrong setting causes into one message that names the setting to fix.
+
+The CLI calls :func:`check_stack` after preparing the stack, so an unreachable database, a
+missing bucket or a Weaviate collection with another schema stops the command before any run
+is launched; :func:`explain` maps those errors (also when they surface later, wrapped in a
+Dagster step error) to text without secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from dagster import build_resources
+
+from reingest_assets.resources.redaction import redact
+from reingest_assets.resources.stores.weaviate import SchemaMismatchError, WeaviateStoreError
+from reingest_assets.resources.weaviate_connection import WeaviateUnavailableError
+from reingest_assets.settings import Settings, SettingsError
+from reingest_assets.stack import Stack
+
+WEAVIATE_ENDPOINT = (
+    "REINGEST_WEAVIATE_HTTP_HOST/_HTTP_PORT and REINGEST_WEAVIATE_GRPC_HOST/_GRPC_PORT "
+    "(or REINGEST_WEAVIATE_CLOUD_URL with REINGEST_WEAVIATE_API_KEY)"
+)
+
+
+def check_stack(stack: Stack) -> None:
+    """Connect to the database, find the bucket (S3) and check or create the chunk store's
+    schema, with the settings the runs will use. Raises what the failing client raised."""
+    from reingest_assets.definitions import build_resources as reingest_resources
+
+    psycopg.connect(stack.database_url, connect_timeout=10).close()
+    with build_resources({"reingest": reingest_resources(stack.settings)}) as resources:
+        objects = resources.reingest.object_store
+        if objects.kind == "s3":
+            objects.s3.get_client().head_bucket(Bucket=objects.bucket)
+        resources.reingest.chunk_store.store(resources.reingest.postgres).close()
+
+
+def explain(exc: BaseException, settings: Settings) -> str | None:
+    """What to tell the operator about ``exc`` (or an error it wraps), or None when it is not
+    one a setting causes."""
+    for error in _chain(exc):
+        message = _explain_one(error, settings)
+        if message is not None:
+            return redact(message, settings.database_url)
+    return None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: ``raise ... from``, implicit context, and the user code error
+    inside Dagster's step errors."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        error = todo.pop(0)
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        todo += [getattr(error, "user_exception", None), error.__cause__, error.__context__]
+
+
+def _explain_one(error: BaseException, settings: Settings) -> str | None:
+    if isinstance(error, SettingsError):
+        return str(error)
+    if isinstance(error, psycopg.OperationalError):
+        return _database(error, settings)
+    if isinstance(error, ClientError):
+        return _s3_client_error(error, settings)
+    if isinstance(error, EndpointConnectionError):
+        return (
+            f"cannot reach the S3 endpoint: {error}. Set REINGEST_S3_ENDPOINT_URL to the S3 "
+            "(or MinIO) endpoint, or unset it for AWS, and REINGEST_S3_REGION to the bucket's "
+            "region."
+        )
+    if isinstance(error, NoCredentialsError):
+        return (
+            "no AWS credentials for the S3 object store: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or an AWS profile or instance role)."
+        )
+    if isinstance(error, SchemaMismatchError):
+        return (
+            f"{error}\nThe collection was created with another schema. Point the pipeline at "
+            "a new collection (blue/green: REINGEST_WEAVIATE_ALIAS, see docs/runbook.md) or "
+            "migrate the existing one; the pipeline never alters a collection's schema."
+        )
+    if isinstance(error, WeaviateUnavailableError):
+        return f"{error}\nSet {WEAVIATE_ENDPOINT} to a running Weaviate server."
+    if isinstance(error, WeaviateStoreError):
+        return str(error)
+    return None
+
+
+def _database(error: psycopg.OperationalError, settings: Settings) -> str:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if settings.database_url:
+        where = redact(settings.database_url, settings.database_url)
+        return (
+            f"cannot connect to the database REINGEST_DATABASE_URL={where}: {reason}. "
+            "Check the user, password, host, port and database name in "
+            "REINGEST_DATABASE_URL and that the server accepts connections from here, or "
+            "unset it to use the embedded Postgres under REINGEST_HOME."
+        )
+    return (
+        f"cannot connect to the embedded Postgres under {settings.pg_dir}: {reason}. "
+        "Check that REINGEST_HOME is writable and not used by another user, or set "
+        "REINGEST_DATABASE_URL to a Postgres server."
+    )
+
+
+def _s3_client_error(error: ClientError, settings: Settings) -> str | None:
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    endpoint = settings.s3_endpoint_url or "AWS S3"
+    if code == "NoSuchBucket" or (
+        code in ("404", "NotFound") and error.operation_name == "HeadBucket"
+    ):
+        return (
+            f"the bucket {settings.bucket!r} does not exist at {endpoint}. Set REINGEST_BUCKET "
+            "to an existing bucket (and REINGEST_S3_ENDPOINT_URL to the endpoint that holds "
+            "it), or create the bucket."
+        )
+    if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return (
+            f"S3 refused access to the bucket {settings.bucket!r} at {endpoint} ({code}): "
+            "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy, and "
+            "REINGEST_BUCKET."
+        )
+    return None
