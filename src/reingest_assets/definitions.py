@@ -17,6 +17,7 @@ from reingest_assets.dagster_resources import (
     ReingestResource,
 )
 from reingest_assets.jobs import (
+    cutover_job,
     observe_raw_documents_job,
     plan_job,
     reingest_job,
@@ -91,6 +92,7 @@ defs = Definitions(
         plan_job,
         observe_raw_documents_job,
         rollback_job,
+        cutover_job,
     ],
     schedules=[reingest_job_schedule, observe_raw_documents_schedule],
     sensors=[repair_sensor],
