@@ -60,7 +60,7 @@ class ProgressDisplay(logging.Handler):
         if self.status is not None:
             self.status.update(match.group())
         else:
-            self.console.print(match.group(), markup=False)
+            self.console.print(match.group(), markup=False, soft_wrap=True)
 
     def logger_defs(self) -> dict[str, Any]:
         """The job's loggers for a CLI run: Dagster's console (quieted by ``QUIET``) and this."""
