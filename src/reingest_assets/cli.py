@@ -387,6 +387,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     from reingest_assets.definitions import defs
 
+    if not (args.partition or args.run or args.alias_target):
+        print("reingest rollback: give --partition, --run or --alias-target", file=sys.stderr)
+        return SETTINGS_EXIT
     _ready_stack()
     config = {
         "partition": args.partition or "",
@@ -407,9 +410,47 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         _print_json(report)
     else:
         _report({k: v for k, v in report.items() if k != "partitions"}, False)
-        for key, docs in report["partitions"].items():
+        for key, docs in report.get("partitions", {}).items():
             print(f"  {key}: {docs:,} document(s) removed; re-materialize to restore")
     return 0
+
+
+def cmd_cutover(args: argparse.Namespace) -> int:
+    """Weaviate alias mode: validate every partition of the collection the pipeline writes and,
+    only when all pass, point the alias at it."""
+    from dagster import build_resources
+
+    from reingest_assets.definitions import defs
+    from reingest_assets.jobs import run_cutover
+
+    _ready_stack()
+    with build_resources({"reingest": (defs.resources or {})["reingest"]}) as resources:
+        alias, report = run_cutover(
+            resources.reingest, f"cutover-{datetime.now(UTC):%Y%m%dT%H%M%S}", lambda _msg: None
+        )
+    if args.json:
+        _print_json(
+            {
+                "alias": alias,
+                **report.as_dict(),
+                "checks": [v.as_dict() for v in report.validations],
+            }
+        )
+    else:
+        for validation in report.validations:
+            failed = [c.name for c in validation.checks if not c.passed]
+            mark = "ok  " if validation.passed else "FAIL"
+            print(f"{validation.partition}  {mark}  {', '.join(failed) or 'all checks passed'}")
+        if report.promoted:
+            print(f"alias {alias}: {report.previous or '(new alias)'} -> {report.target}")
+            if report.previous:
+                print(f"roll back with: reingest rollback --alias-target {report.previous}")
+        else:
+            print(
+                f"alias {alias} not moved: {len(report.failed_partitions)} partition(s) failed "
+                "validation (reingest validate shows the offenders)"
+            )
+    return 0 if report.promoted else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -551,6 +592,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=7, help="ingest days to spread them over (7)")
     demo.add_argument("--seed", type=int, default=0, help="corpus seed (0)")
     demo.add_argument("--json", action="store_true", help="print one JSON summary")
+    demo.add_argument(
+        "--store",
+        choices=("pgvector", "weaviate"),
+        help="chunk store to write (sets REINGEST_STORE for this command)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     full = sub.add_parser("full", help="materialize all (or the selected) partitions")
@@ -563,6 +609,11 @@ def build_parser() -> argparse.ArgumentParser:
         "write/delete; writes nothing",
     )
     full.add_argument("--json", action="store_true", help="print one JSON summary")
+    full.add_argument(
+        "--store",
+        choices=("pgvector", "weaviate"),
+        help="chunk store to write (sets REINGEST_STORE for this command)",
+    )
     full.set_defaults(func=cmd_full)
 
     validate = sub.add_parser(
@@ -583,14 +634,24 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = sub.add_parser(
         "rollback", help="remove what a partition or a run wrote (store and ledger)"
     )
-    target = rollback.add_mutually_exclusive_group(required=True)
+    target = rollback.add_mutually_exclusive_group()
     target.add_argument("--partition", help="partition key, YYYY-MM-DD|source")
     target.add_argument("--run", help="Dagster run id")
     rollback.add_argument(
-        "--alias-target", help="Weaviate alias mode: point the alias back at this collection"
+        "--alias-target",
+        help="Weaviate alias mode: point the alias back at this collection (alone: only the "
+        "alias moves, nothing is deleted)",
     )
     rollback.add_argument("--json", action="store_true", help="print one JSON report")
     rollback.set_defaults(func=cmd_rollback)
+
+    cutover = sub.add_parser(
+        "cutover",
+        help="Weaviate alias mode: validate every partition, then point the alias at the "
+        "collection written",
+    )
+    cutover.add_argument("--json", action="store_true", help="print one JSON report")
+    cutover.set_defaults(func=cmd_cutover)
 
     bench = sub.add_parser(
         "bench",
@@ -620,6 +681,9 @@ def main(argv: list[str] | None = None) -> int:
         # Dagster's beta/preview/deprecation notices say nothing an operator can act on;
         # PYTHONWARNINGS (or -W) shows them again.
         warnings.simplefilter("ignore")
+    if getattr(args, "store", None):
+        # Before anything reads the settings: the Dagster definitions load them on import.
+        os.environ["REINGEST_STORE"] = args.store
     try:
         settings = Settings()  # fail early on malformed settings
     except SettingsError as exc:

@@ -27,7 +27,11 @@ from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.engine.cutover import CutoverReport, cutover
 from reingest_assets.engine.rollback import rollback
 from reingest_assets.engine.runner import Partition, Pipeline
-from reingest_assets.resources.stores.weaviate import WeaviateChunkStore, point_alias
+from reingest_assets.resources.stores.weaviate import (
+    WeaviateChunkStore,
+    WeaviateStoreError,
+    point_alias,
+)
 
 CHAIN = AssetSelection.assets(normalized_documents, document_chunks_v2)
 
@@ -86,7 +90,7 @@ class RollbackConfig(Config):
 def _alias_store(pipeline: Pipeline) -> WeaviateChunkStore:
     store = pipeline.store
     if not isinstance(store, WeaviateChunkStore) or store.alias is None:
-        raise ValueError(
+        raise WeaviateStoreError(
             "alias cutover and rollback need the Weaviate store with an alias: set "
             "REINGEST_STORE=weaviate and REINGEST_WEAVIATE_ALIAS"
         )
