@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,12 +134,11 @@ def test_a_poison_document_stops_after_the_attempt_limit(
 ) -> None:
     corpus.put_record(record(1))
     corpus.put_record(record(2))
-    # A fetch that fails the same transient way every time: the object's path is a socket
-    # (opening it is an OSError that is not "not found").
+    # A fetch that fails the same transient way every time: the registered object is missing
+    # (a directory stands where it should be), and nobody uploads it.
     path = corpus.objects.root / "reingest" / "raw" / "pubmed" / "2.json.gz"
     path.unlink()
-    poison = socket.socket(socket.AF_UNIX)
-    poison.bind(str(path))
+    path.mkdir()
     full_run(instance, reingest)  # attempt 1
     run_keys = []
     for _attempt in (2, 3):
