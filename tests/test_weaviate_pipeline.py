@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +216,38 @@ def test_per_object_failures_become_store_failure_rows_and_a_rerun_repairs_them(
         ("pubmed:3", "run-2"),
         ("pubmed:7", "run-2"),
     ]
+
+
+class HashEmbedder:
+    """Deterministic 8-dimensional vectors; ``id`` names the model like the real embedders."""
+
+    dimensions = 8
+
+    def __init__(self, model: str) -> None:
+        self.id = f"test:{model}:{self.dimensions}"
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [[float((hash(t) >> i) % 7) for i in range(self.dimensions)] for t in texts]
+
+
+def test_self_provided_vectors_are_written_and_a_new_embedder_re_embeds_everything(
+    pg_url: str, tmp_path: Path, make_store: MakeStore
+) -> None:
+    store = make_store()
+    corpus = make_corpus(pg_url, tmp_path)
+    put_corpus(corpus, range(1, 11))
+    pipeline = make_pipeline(pg_url, tmp_path, store, "run-1")
+    pipeline.embedder = HashEmbedder("a")
+    assert run(pipeline)["docs_written"] == 10
+    pipeline.run_id = "run-2"
+    assert run(pipeline)["unchanged"] == 10  # same model: nothing to do
+
+    pipeline.embedder = HashEmbedder("b")
+    pipeline.run_id = "run-3"
+    assert run(pipeline)["docs_written"] == 10
+    with psycopg.connect(pg_url) as conn:
+        ids = conn.execute("SELECT DISTINCT embedder_id FROM reingest.ledger").fetchall()
+    assert ids == [("test:b:8",)]
 
 
 def test_cutover_promotes_only_a_collection_whose_partitions_all_validate(
