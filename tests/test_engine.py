@@ -140,3 +140,22 @@ def test_worker_processes_give_the_same_result_as_inline(pg_url: str, tmp_path: 
     assert chunks["docs_written"] == 100
     snapshot = store_snapshot(pg_url)
     assert len({r[1] for r in snapshot}) == 100
+
+
+def test_first_load_builds_the_full_text_index_when_the_run_ends(
+    pipeline: Pipeline, corpus: Corpus, pg_url: str
+) -> None:
+    import psycopg
+
+    for pmid in range(1, 6):
+        corpus.put_record(record(pmid))
+    run(pipeline)
+    pipeline.close()
+    with psycopg.connect(pg_url) as conn:
+        hits = conn.execute(
+            "SELECT count(*) FROM reingest.document_chunk_v2"
+            " WHERE to_tsvector('simple', text) @@ to_tsquery('simple', 'spirometry')"
+        ).fetchone()
+        indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes").fetchall()}
+    assert hits is not None and hits[0] == 5
+    assert "document_chunk_v2_fts_idx" in indexes

@@ -110,9 +110,16 @@ class Pipeline:
         return self._pool
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        """Stop the workers and close the adapters (the store finishes deferred work)."""
+        try:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+        finally:
+            try:
+                self.store.close()
+            finally:
+                self.registry.close()
 
 
 @dataclass

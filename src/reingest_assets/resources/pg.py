@@ -8,8 +8,10 @@ import logging
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+import orjson
 import psycopg
 from psycopg.rows import tuple_row
+from psycopg.types.json import set_json_loads
 
 from reingest_assets.engine.retry import is_transient, retry
 from reingest_assets.resources.redaction import redact
@@ -44,6 +46,7 @@ class PgClient:
                     row_factory=tuple_row,
                     options="-c synchronous_commit=off",
                 )
+                set_json_loads(orjson.loads, self._conn)
             except psycopg.Error as exc:
                 # libpq quotes a URL it cannot parse, password and all: same error, redacted,
                 # and without the original as its context.
