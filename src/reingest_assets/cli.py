@@ -320,6 +320,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         target = store.target
         store.close()
         registry = resources.reingest.postgres.registry()
+        embedder = resources.reingest.embedder.embedder()
     try:
         counts = (
             registry.partition_status(
@@ -328,7 +329,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 dates[0],
                 dates[-1],
                 chunker_version=CHUNKER_VERSION,
-                embedder_id="none",
+                embedder_id=embedder.id if embedder is not None else "none",
             )
             if dates
             else {}
