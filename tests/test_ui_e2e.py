@@ -23,8 +23,8 @@ import httpx
 import psutil
 import pytest
 
-from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.registry import Registry
+from reingest_assets.settings import Settings
+from reingest_assets.stack import Stack, load_synthetic_corpus
 from reingest_assets.synthetic import generate_corpus
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
@@ -123,36 +123,20 @@ def _free_port() -> int:
 
 
 def _register_corpus(home: Path, database_url: str, start: date) -> int:
-    """A few hundred synthetic documents over the last days, as ``reingest demo`` registers
-    them; returns how many are well-formed."""
-    objects = LocalObjectStore(home / "objects", bucket="reingest")
-    registry = Registry(database_url)
-    registry.migrate()
-    valid = 0
-    rows = []
-    for rec in generate_corpus(
-        CORPUS_DOCS, start_date=start, days=CORPUS_DAYS, seed=7, malformed_rate=0.02
-    ):
-        uri = f"s3://reingest/{rec.key}"
-        objects.put(uri, rec.data)
-        stamp = datetime.fromisoformat(rec.ingest_date).replace(hour=12, tzinfo=UTC)
-        rows.append(
-            (
-                rec.uid,
-                rec.source,
-                rec.source_id,
-                rec.title,
-                rec.published_at,
-                uri,
-                rec.content_hash,
-                stamp,
-                stamp,
-            )
+    """A few hundred synthetic documents over the last days, registered as ``reingest demo``
+    does; returns how many are well-formed."""
+    corpus = {"first_day": start, "days": CORPUS_DAYS, "seed": 7, "malformed_rate": 0.02}
+    load_synthetic_corpus(Stack(Settings(home=home), database_url), CORPUS_DOCS, **corpus)
+    return sum(
+        rec.malformed is None
+        for rec in generate_corpus(
+            CORPUS_DOCS,
+            start_date=start,
+            days=CORPUS_DAYS,
+            seed=7,
+            malformed_rate=0.02,
         )
-        valid += rec.malformed is None
-    registry.upsert_documents(rows)
-    registry.close()
-    return valid
+    )
 
 
 def _graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -21,7 +21,13 @@ from rich.console import Console
 from rich.status import Status
 
 from reingest_assets.settings import Settings
-from reingest_assets.stack import Stack, partition_dates, prepare_stack, run_reingest_job
+from reingest_assets.stack import (
+    Stack,
+    load_synthetic_corpus,
+    partition_dates,
+    prepare_stack,
+    run_reingest_job,
+)
 
 # Dagster's console logger at DEBUG prints every event; the CLI prints its own summary.
 QUIET: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -456,9 +462,6 @@ def cmd_cutover(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate a PubMed-like corpus into the local object store and registry, then run full."""
-    from reingest_assets.resources.local_store import LocalObjectStore
-    from reingest_assets.resources.registry import Registry
-    from reingest_assets.synthetic import generate_corpus
 
     stack = _ready_stack()
     settings = stack.settings
@@ -473,37 +476,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     end = date.today() - timedelta(days=1)
     start = max(end - timedelta(days=days - 1), date.fromisoformat(settings.start_date))
     days = (end - start).days + 1
-    objects = LocalObjectStore(settings.objects_dir, bucket=settings.bucket)
-    registry = Registry(stack.database_url)
-    registry.migrate()
     t = time.perf_counter()
-
-    def rows() -> Any:
-        for rec in generate_corpus(
-            args.docs,
-            sources=settings.sources,
-            start_date=start,
-            days=days,
-            seed=args.seed,
-            malformed_rate=0.01,
-        ):
-            uri = f"s3://{settings.bucket}/{rec.key}"
-            objects.put(uri, rec.data)
-            stamp = datetime.fromisoformat(rec.ingest_date).replace(hour=12, tzinfo=UTC)
-            yield (
-                rec.uid,
-                rec.source,
-                rec.source_id,
-                rec.title,
-                rec.published_at,
-                uri,
-                rec.content_hash,
-                stamp,
-                stamp,
-            )
-
-    registered = registry.upsert_documents(rows())
-    registry.close()
+    registered = load_synthetic_corpus(
+        stack, args.docs, first_day=start, days=days, seed=args.seed, malformed_rate=0.01
+    )
     if not args.json:
         print(
             f"demo corpus: {registered:,} documents over {days} days and "

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -103,3 +103,54 @@ def run_reingest_job(
                 )
             )
     return results
+
+
+def load_synthetic_corpus(
+    stack: Stack,
+    docs: int,
+    *,
+    first_day: date,
+    days: int,
+    seed: int = 0,
+    malformed_rate: float = 0.0,
+) -> int:
+    """Write a synthetic PubMed-like corpus into the local object store and register it, as the
+    existing service would (``updated_at`` at noon of each ingest day). Streams: memory stays
+    flat whatever ``docs``. Returns the number of documents registered."""
+    from reingest_assets.resources.local_store import LocalObjectStore
+    from reingest_assets.resources.registry import Registry
+    from reingest_assets.synthetic import generate_corpus
+
+    settings = stack.settings
+    objects = LocalObjectStore(settings.objects_dir, bucket=settings.bucket)
+    registry = Registry(stack.database_url)
+    registry.migrate()
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for rec in generate_corpus(
+            docs,
+            sources=settings.sources,
+            start_date=first_day,
+            days=days,
+            seed=seed,
+            malformed_rate=malformed_rate,
+        ):
+            uri = f"s3://{settings.bucket}/{rec.key}"
+            objects.put(uri, rec.data)
+            stamp = datetime.fromisoformat(rec.ingest_date).replace(hour=12, tzinfo=UTC)
+            yield (
+                rec.uid,
+                rec.source,
+                rec.source_id,
+                rec.title,
+                rec.published_at,
+                uri,
+                rec.content_hash,
+                stamp,
+                stamp,
+            )
+
+    try:
+        return registry.upsert_documents(rows())
+    finally:
+        registry.close()

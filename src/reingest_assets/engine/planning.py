@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from reingest_assets.domain.chunker import CHUNKER_VERSION
-from reingest_assets.domain.failures import Failure
-from reingest_assets.engine.runner import WORKER_SLICE, Partition, Pipeline
+from reingest_assets.engine.runner import WORKER_SLICE, Partition, Pipeline, fetch_raw
 from reingest_assets.engine.workers import (
     ChunkedItem,
     NormalizedItem,
-    RawItem,
     chunk_rows,
     normalize_items,
     slices,
@@ -90,27 +88,7 @@ def plan_partition(
         plan.docs_skip += len(rows) - len(todo)
         if not todo:
             continue
-        raw: list[RawItem] = []
-        failures: list[Failure] = []
-        fetched = p.objects.get_many(r.s3_raw_uri for r in todo)
-        for row, (_, data) in zip(todo, fetched, strict=True):
-            if isinstance(data, BaseException):
-                failures.append(
-                    Failure.from_exception(
-                        data,
-                        uid=row.uid,
-                        source=row.source,
-                        ingest_date=part.ingest_date,
-                        stage="fetch",
-                        content_hash=row.content_hash,
-                    )
-                )
-            else:
-                raw.append(
-                    RawItem(
-                        row.uid, row.source, row.source_id, part.ingest_date, row.content_hash, data
-                    )
-                )
+        raw, failures = fetch_raw(p.objects, todo, part.ingest_date)
         normalized: list[dict[str, Any]] = []
         for result in _on_workers(p, normalize_items, raw):
             if isinstance(result, NormalizedItem):

@@ -171,28 +171,28 @@ class StageReport:
 # -- stage 1: raw → normalized Parquet ---------------------------------------------------------
 
 
-def _fetch(
-    p: Pipeline, rows: list[RegistryRow], part: Partition
+def fetch_raw(
+    objects: ObjectStore, rows: list[RegistryRow], ingest_date: str
 ) -> tuple[list[RawItem], list[Failure]]:
+    """The rows' raw objects (fetched concurrently by the store), and a ``fetch`` failure for
+    each one that could not be had."""
     items: list[RawItem] = []
     failures: list[Failure] = []
-    for row, (_, result) in zip(rows, p.objects.get_many(r.s3_raw_uri for r in rows), strict=True):
+    for row, (_, result) in zip(rows, objects.get_many(r.s3_raw_uri for r in rows), strict=True):
         if isinstance(result, BaseException):
             failures.append(
                 Failure.from_exception(
                     result,
                     uid=row.uid,
                     source=row.source,
-                    ingest_date=part.ingest_date,
+                    ingest_date=ingest_date,
                     stage="fetch",
                     content_hash=row.content_hash,
                 )
             )
         else:
             items.append(
-                RawItem(
-                    row.uid, row.source, row.source_id, part.ingest_date, row.content_hash, result
-                )
+                RawItem(row.uid, row.source, row.source_id, ingest_date, row.content_hash, result)
             )
     return items, failures
 
@@ -251,7 +251,7 @@ def _prefetched_pages(
         report.docs_skipped += len(rows) - len(todo)
         report.timed("read", t)
         t = time.perf_counter()
-        items, failures = _fetch(p, todo, part) if todo else ([], [])
+        items, failures = fetch_raw(p.objects, todo, part.ingest_date) if todo else ([], [])
         report.timed("fetch", t)
         yield rows, items, failures
         t = time.perf_counter()

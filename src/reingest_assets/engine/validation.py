@@ -18,11 +18,10 @@ from typing import Any, Literal
 from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig, count_tokens
 from reingest_assets.domain.failures import Failure
 from reingest_assets.domain.ids import chunk_uuid
-from reingest_assets.engine.runner import Partition
+from reingest_assets.engine.runner import Partition, fetch_raw
 from reingest_assets.engine.workers import (
     ChunkedItem,
     NormalizedItem,
-    RawItem,
     chunk_rows,
     normalize_items,
 )
@@ -277,14 +276,8 @@ def _recompute_sample(
         return
     rows = [s.row for s in sample]
     by_uid = {s.row.uid: s for s in sample}
-    raw: list[RawItem] = []
-    for row, (_, data) in zip(rows, objects.get_many(r.s3_raw_uri for r in rows), strict=True):
-        if isinstance(data, BaseException):
-            tally.recompute_failed.add([row.uid])
-            continue
-        raw.append(
-            RawItem(row.uid, row.source, row.source_id, part.ingest_date, row.content_hash, data)
-        )
+    raw, unfetched = fetch_raw(objects, rows, part.ingest_date)
+    tally.recompute_failed.add(f.uid for f in unfetched)
     normalized = []
     for result in normalize_items(raw):
         if isinstance(result, NormalizedItem):
