@@ -113,12 +113,10 @@ def test_raw_documents_observation_versions_change_with_content(
     def versions() -> dict[str, str]:
         result = observe([raw_documents], resources={"reingest": reingest}, instance=instance)
         assert result.success
-        return {
-            e.event_specific_data.asset_observation.partition: e.event_specific_data.asset_observation.tags[
-                "dagster/data_version"
-            ]
-            for e in result.get_asset_observation_events()
-        }
+        observations = (
+            e.event_specific_data.asset_observation for e in result.get_asset_observation_events()
+        )
+        return {o.partition: o.tags["dagster/data_version"] for o in observations}
 
     before = versions()
     corpus.put_record(record(1, sentences=2))
