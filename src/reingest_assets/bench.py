@@ -20,6 +20,8 @@ from typing import Any
 
 import psutil
 
+from reingest_assets.stack import run_totals
+
 
 class PeakMemory:
     """Samples the resident memory of this process and its children (the worker pool), and
@@ -104,7 +106,7 @@ def run_benchmark(
             load_synthetic_corpus,
             partition_dates,
             prepare_stack,
-            run_reingest_job,
+            run_partitioned_job,
         )
 
         stack = prepare_stack(Settings())
@@ -116,8 +118,13 @@ def run_benchmark(
 
         def run() -> dict[str, Any]:
             t = time.perf_counter()
-            results = run_reingest_job(
-                stack, sources=list(stack.settings.sources), dates=dates, run_config=quiet
+            results = run_partitioned_job(
+                stack,
+                "reingest_job",
+                sources=list(stack.settings.sources),
+                dates=dates,
+                run_config=quiet,
+                tags={"reingest/mode": "full"},
             )
             summary = _summarize(results, time.perf_counter() - t)
             summary["stage_seconds"] = _stage_seconds(results)
@@ -154,16 +161,8 @@ def _step_seconds(results: list[Any]) -> dict[str, float]:
 
 def _stage_seconds(results: list[Any]) -> dict[str, float]:
     """Seconds per stage, added up over the runs' per-asset materialization metadata."""
-    totals: dict[str, float] = {}
-    for result in results:
-        seen: set[str] = set()
-        for event in result.get_asset_materialization_events():
-            mat = event.event_specific_data.materialization
-            asset = mat.asset_key.path[-1]
-            key = "stage_seconds" if "stage_seconds" in mat.metadata else "run_stage_seconds"
-            if asset in seen or key not in mat.metadata:
-                continue
-            seen.add(asset)
-            for stage, seconds in mat.metadata[key].value.items():
-                totals[stage] = round(totals.get(stage, 0.0) + seconds, 3)
-    return totals
+    seconds: dict[str, float] = {}
+    for asset_totals in run_totals(results).values():
+        for stage, spent in asset_totals.get("stage_seconds", {}).items():
+            seconds[stage] = round(seconds.get(stage, 0.0) + spent, 3)
+    return seconds

@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,8 @@ from reingest_assets.stack import (
     load_synthetic_corpus,
     partition_dates,
     prepare_stack,
-    run_reingest_job,
+    run_partitioned_job,
+    run_totals,
 )
 
 # Dagster's console logger at DEBUG prints every event; the CLI prints its own summary.
@@ -98,20 +99,7 @@ def _print_json(obj: dict[str, Any]) -> None:
 
 def _summarize(results: list[Any], seconds: float) -> dict[str, Any]:
     """Add up the runs' materialization metadata into one summary."""
-    totals: dict[str, dict[str, float]] = {}
-    for result in results:
-        seen: set[str] = set()
-        for event in result.get_asset_materialization_events():
-            mat = event.event_specific_data.materialization
-            stage = mat.asset_key.path[-1]
-            if stage in seen:  # every partition of a run carries the run's totals: count once
-                continue
-            seen.add(stage)
-            stage_totals = totals.setdefault(stage, {})
-            for key, value in mat.metadata.items():
-                if isinstance(value.value, int | float):
-                    name = key.removeprefix("run_")  # range runs name their totals run_*
-                    stage_totals[name] = stage_totals.get(name, 0.0) + float(value.value)
+    totals = run_totals(results)
     norm = totals.get("normalized_documents", {})
     chunks = totals.get("document_chunks_v2", {})
     docs_in = int(norm.get("docs_in", 0))
@@ -164,18 +152,16 @@ def _full(
         **QUIET,
     }
     started = time.perf_counter()
-    if not progress or not dates:
-        results = run_reingest_job(stack, sources=sources, dates=dates, run_config=run_config)
-    else:
-        display = ProgressDisplay()
-        with display.running(f"reingest_job {', '.join(sources)} {dates[0]}..{dates[-1]}"):
-            results = run_reingest_job(
-                stack,
-                sources=sources,
-                dates=dates,
-                run_config=_with_progress(run_config),
-                logger_defs=display.logger_defs(),
-            )
+    results = _run_job(
+        stack,
+        "reingest_job",
+        sources=sources,
+        dates=dates,
+        run_config=run_config,
+        progress=progress,
+        tags={"reingest/mode": "full"},
+        raise_on_error=True,
+    )
     return _summarize(results, time.perf_counter() - started)
 
 
@@ -198,40 +184,33 @@ def _run_job(
     dates: list[str],
     run_config: dict[str, Any] | None = None,
     progress: bool = False,
+    tags: dict[str, str] | None = None,
+    raise_on_error: bool = False,
 ) -> list[Any]:
-    """One in-process run of a partitioned job per source over the date range, recorded in the
-    Dagster instance (as ``run_reingest_job`` does for the re-ingestion job); with ``progress``
-    a live status line on the terminal while it runs."""
-    from dagster import DagsterInstance
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
-
-    from reingest_assets.definitions import defs
-
-    job = defs.resolve_job_def(job_name)
+    """``run_partitioned_job``, with a live status line on the terminal while it runs when
+    ``progress`` is set."""
+    if not progress or not dates:
+        return run_partitioned_job(
+            stack,
+            job_name,
+            sources=sources,
+            dates=dates,
+            run_config=run_config,
+            tags=tags,
+            raise_on_error=raise_on_error,
+        )
     display = ProgressDisplay()
-    if progress:
-        job = job.with_logger_defs(display.logger_defs())
-        run_config = _with_progress(run_config)
-    what = f"{job_name} {', '.join(sources)} {dates[0]}..{dates[-1]}" if dates else job_name
-    results = []
-    shown = display.running(what) if progress else nullcontext()
-    with DagsterInstance.get() as instance, shown:
-        for source in sources if dates else []:
-            results.append(
-                job.execute_in_process(
-                    instance=instance,
-                    run_config=run_config,
-                    raise_on_error=False,
-                    tags={
-                        ASSET_PARTITION_RANGE_START_TAG: f"{dates[0]}|{source}",
-                        ASSET_PARTITION_RANGE_END_TAG: f"{dates[-1]}|{source}",
-                    },
-                )
-            )
-    return results
+    with display.running(f"{job_name} {', '.join(sources)} {dates[0]}..{dates[-1]}"):
+        return run_partitioned_job(
+            stack,
+            job_name,
+            sources=sources,
+            dates=dates,
+            run_config=_with_progress(run_config),
+            logger_defs=display.logger_defs(),
+            tags=tags,
+            raise_on_error=raise_on_error,
+        )
 
 
 def _selected(stack: Stack, args: argparse.Namespace) -> tuple[list[str], list[str]]:

@@ -64,17 +64,20 @@ def partition_dates(settings: Settings, since: str | None, until: str | None) ->
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def run_reingest_job(
+def run_partitioned_job(
     stack: Stack,
+    job_name: str,
     *,
     sources: list[str],
     dates: list[str],
     run_config: dict[str, Any] | None = None,
     logger_defs: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    raise_on_error: bool = True,
 ) -> list[Any]:
-    """Full mode from the CLI: the same job a UI backfill launches, one run per source over the
-    date range (as a single-run backfill does), recorded in the Dagster instance. ``logger_defs``
-    replace the job's loggers (the CLI's progress display)."""
+    """A partitioned job from the CLI, as a single-run backfill runs it: one in-process run per
+    source over the date range, recorded in the Dagster instance. ``logger_defs`` replace the
+    job's loggers (the CLI's progress display)."""
     from dagster import DagsterInstance
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
@@ -83,26 +86,53 @@ def run_reingest_job(
 
     from reingest_assets.definitions import defs
 
-    job = defs.resolve_job_def("reingest_job")
+    job = defs.resolve_job_def(job_name)
     if logger_defs:
         job = job.with_logger_defs(logger_defs)
     results = []
     with DagsterInstance.get() as instance:
-        for source in sources:
-            if not dates:
-                continue
+        for source in sources if dates else []:
             results.append(
                 job.execute_in_process(
                     instance=instance,
                     run_config=run_config,
+                    raise_on_error=raise_on_error,
                     tags={
                         ASSET_PARTITION_RANGE_START_TAG: f"{dates[0]}|{source}",
                         ASSET_PARTITION_RANGE_END_TAG: f"{dates[-1]}|{source}",
-                        "reingest/mode": "full",
+                        **(tags or {}),
                     },
                 )
             )
     return results
+
+
+def run_totals(results: list[Any]) -> dict[str, dict[str, Any]]:
+    """Per asset, the runs' materialization metadata added up: numbers summed, and mappings of
+    numbers (stage seconds) summed key by key. Every partition of a run carries the run's
+    totals, so each run counts once; range runs name them ``run_*``, read here without it."""
+    totals: dict[str, dict[str, Any]] = {}
+    for result in results:
+        seen: set[str] = set()
+        for event in result.get_asset_materialization_events():
+            mat = event.event_specific_data.materialization
+            asset = mat.asset_key.path[-1]
+            if asset in seen:
+                continue
+            seen.add(asset)
+            asset_totals = totals.setdefault(asset, {})
+            for key, entry in mat.metadata.items():
+                name = key.removeprefix("run_")
+                value = entry.value
+                if isinstance(value, int | float):
+                    asset_totals[name] = asset_totals.get(name, 0.0) + float(value)
+                elif isinstance(value, dict) and all(
+                    isinstance(v, int | float) for v in value.values()
+                ):
+                    summed = asset_totals.setdefault(name, {})
+                    for k, v in value.items():
+                        summed[k] = summed.get(k, 0.0) + v
+    return totals
 
 
 def load_synthetic_corpus(
