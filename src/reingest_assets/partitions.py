@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dagster import DailyPartitionsDefinition, MultiPartitionsDefinition, StaticPartitionsDefinition
 
-from reingest_assets.engine.runner import Partition
 from reingest_assets.settings import Settings
 
 
@@ -15,7 +14,3 @@ def build_partitions(settings: Settings) -> MultiPartitionsDefinition:
             "ingest_date": DailyPartitionsDefinition(start_date=settings.start_date),
         }
     )
-
-
-def to_partition(key: str) -> Partition:
-    return Partition.from_key(key)

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from reingest_assets.domain.chunker import CHUNKER_VERSION
 from reingest_assets.engine.runner import WORKER_SLICE, Partition, Pipeline, fetch_raw
 from reingest_assets.engine.workers import (
     ChunkedItem,
@@ -74,15 +73,7 @@ def plan_partition(
     plan = PartitionPlan(part.key)
     started = time.perf_counter()
     chunker = functools.partial(chunk_rows, config=p.chunker)
-    for rows in p.registry.iter_partition(
-        part.source,
-        part.ingest_date,
-        target=p.store.target,
-        chunker_version=CHUNKER_VERSION,
-        embedder_id=p.embedder_id,
-        batch_size=p.batch_size,
-        uids=uids,
-    ):
+    for rows in p.registry_pages(part, uids):
         plan.docs_in += len(rows)
         todo = rows if force else [r for r in rows if not r.unchanged]
         plan.docs_skip += len(rows) - len(todo)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,6 +28,7 @@ from reingest_assets.engine.workers import (
     chunk_rows,
     normalize_items,
 )
+from reingest_assets.resources.embedders import Embedder
 from reingest_assets.resources.object_store import ObjectStore
 from reingest_assets.resources.registry import LedgerEntry, Registry, RegistryRow
 from reingest_assets.resources.stores import ChunkStore
@@ -55,12 +56,6 @@ NORMALIZED_SCHEMA = pa.schema(
         ("ingest_date", pa.string()),
     ]
 )
-
-
-class Embedder(Protocol):
-    id: str
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +103,22 @@ class Pipeline:
         if self._pool is None:
             self._pool = WorkerPool(self.workers)
         return self._pool
+
+    def registry_pages(
+        self, part: Partition, uids: Sequence[str] | None
+    ) -> Iterator[list[RegistryRow]]:
+        """The partition's registry rows in pages, each row flagged ``unchanged`` against this
+        pipeline's store, chunker version and embedder (the real run and the dry run share it,
+        so a plan skips exactly what a run would)."""
+        return self.registry.iter_partition(
+            part.source,
+            part.ingest_date,
+            target=self.store.target,
+            chunker_version=CHUNKER_VERSION,
+            embedder_id=self.embedder_id,
+            batch_size=self.batch_size,
+            uids=uids,
+        )
 
     def close(self) -> None:
         """Stop the workers and close the adapters (the store finishes deferred work)."""
@@ -237,15 +248,7 @@ def _prefetched_pages(
 ) -> Iterator[tuple[list[RegistryRow], list[RawItem], list[Failure]]]:
     """Registry pages with their raw objects fetched (concurrently, by the object store)."""
     t = time.perf_counter()
-    for rows in p.registry.iter_partition(
-        part.source,
-        part.ingest_date,
-        target=p.store.target,
-        chunker_version=CHUNKER_VERSION,
-        embedder_id=p.embedder_id,
-        batch_size=p.batch_size,
-        uids=uids,
-    ):
+    for rows in p.registry_pages(part, uids):
         report.docs_in += len(rows)
         todo = rows if force else [r for r in rows if not r.unchanged]
         report.docs_skipped += len(rows) - len(todo)
