@@ -5,7 +5,8 @@ store one output for the many partitions of a single-run backfill. A backfill of
 one run per source; each asset walks ``context.partition_keys`` one partition at a time.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from dagster import (
@@ -27,6 +28,7 @@ from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.engine.planning import PartitionPlan, plan_partition
 from reingest_assets.engine.runner import (
     Partition,
+    Pipeline,
     StageReport,
     chunk_partition,
     normalize_partition,
@@ -129,6 +131,35 @@ def _observe_each(
     return done
 
 
+@contextmanager
+def _pipeline(context: AssetExecutionContext, reingest: ReingestResource) -> Iterator[Pipeline]:
+    pipeline = reingest.pipeline(context.run.run_id, context.log.info)
+    try:
+        yield pipeline
+    finally:
+        pipeline.close()
+
+
+def _run_stage(
+    context: AssetExecutionContext,
+    config: ReingestRunConfig,
+    reingest: ReingestResource,
+    stage: Callable[..., StageReport],
+) -> dict[str, Any]:
+    """Run an engine stage over each partition of the run, one after the other on one
+    pipeline; each partition's figures become its observation, the run's its metadata."""
+    with _pipeline(context, reingest) as pipeline:
+        reports = _observe_each(
+            context,
+            context.asset_key,
+            (
+                stage(pipeline, Partition.from_key(k), uids=config.uids or None, force=config.force)
+                for k in context.partition_keys
+            ),
+        )
+    return _report_metadata(reports)
+
+
 @asset(
     partitions_def=PARTITIONS,
     deps=[raw_documents],
@@ -141,21 +172,7 @@ def normalized_documents(
 ) -> MaterializeResult:
     """New or changed documents of each partition, fetched, parsed and normalized into one
     Parquet object per partition. Bad records land in ingestion_failures; the run goes on."""
-    pipeline = reingest.pipeline(context.run.run_id, context.log.info)
-    try:
-        reports = _observe_each(
-            context,
-            context.asset_key,
-            (
-                normalize_partition(
-                    pipeline, Partition.from_key(k), uids=config.uids or None, force=config.force
-                )
-                for k in context.partition_keys
-            ),
-        )
-    finally:
-        pipeline.close()
-    return MaterializeResult(metadata=_report_metadata(reports))
+    return MaterializeResult(metadata=_run_stage(context, config, reingest, normalize_partition))
 
 
 @asset(
@@ -175,9 +192,8 @@ def document_chunks_v2(
     unchanged documents are skipped, shrunk documents lose their stale tail, failures are
     recorded and the run goes on. With ``dry_run`` the plan of each partition is logged as an
     observation of this asset instead, and nothing is written."""
-    pipeline = reingest.pipeline(context.run.run_id, context.log.info)
-    try:
-        if config.dry_run:
+    if config.dry_run:
+        with _pipeline(context, reingest) as pipeline:
             for k in context.partition_keys:
                 _log_plan(
                     context,
@@ -188,20 +204,8 @@ def document_chunks_v2(
                         force=config.force,
                     ),
                 )
-            return
-        reports = _observe_each(
-            context,
-            context.asset_key,
-            (
-                chunk_partition(
-                    pipeline, Partition.from_key(k), uids=config.uids or None, force=config.force
-                )
-                for k in context.partition_keys
-            ),
-        )
-    finally:
-        pipeline.close()
-    yield MaterializeResult(metadata=_report_metadata(reports))
+        return
+    yield MaterializeResult(metadata=_run_stage(context, config, reingest, chunk_partition))
 
 
 def _log_plan(context: AssetExecutionContext, plan: PartitionPlan) -> None:
