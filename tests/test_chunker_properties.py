@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reingest_assets.domain.chunker import ChunkerConfig, chunk_document, count_tokens
 from reingest_assets.domain.document import Chunk, Document, Section
-from reingest_assets.domain.ids import chunk_uuid
+from reingest_assets.domain.ids import CHUNK_NAMESPACE, chunk_uuid
 
 # Unicode White_Space, what the tokenizer calls whitespace.
 WHITESPACE = (
@@ -142,3 +145,15 @@ def test_identity_is_stable(doc: Document, config: ChunkerConfig) -> None:
     assert first == second
     assert [c.uuid for c in first] == [chunk_uuid(doc.uid, c.chunk_id) for c in first]
     assert len({c.uuid for c in first}) == len(first)
+
+
+@given(st.text(), st.text())
+def test_chunk_uuid_equals_python_uuid5(parent_uid: str, chunk_id: str) -> None:
+    name = f"{parent_uid}:{chunk_id}"
+    try:
+        expected = str(uuid.uuid5(CHUNK_NAMESPACE, name))
+    except UnicodeEncodeError:  # lone surrogates: the original cannot encode them either
+        with pytest.raises(UnicodeEncodeError):
+            chunk_uuid(parent_uid, chunk_id)
+        return
+    assert chunk_uuid(parent_uid, chunk_id) == expected
