@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
+
+
+class PicklesByFields:
+    """Pickles as its constructor arguments. A slotted dataclass otherwise pickles through
+    ``__getstate__``/``__setstate__``, which call ``dataclasses.fields()`` per object: that made
+    unpickling the workers' chunks cost the main process more than writing them."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        cls = type(self)
+        names = cast("tuple[str, ...]", cls.__slots__)  # the dataclass's fields, in order
+        return cls, tuple(getattr(self, name) for name in names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +120,7 @@ class Document:
 
 
 @dataclass(frozen=True, slots=True)
-class Chunk:
+class Chunk(PicklesByFields):
     """One object of the DocumentChunk_v2 collection."""
 
     uuid: str

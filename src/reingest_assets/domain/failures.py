@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from reingest_assets.domain.document import PicklesByFields
+
 Stage = Literal["fetch", "parse", "normalize", "chunk", "embed", "store"]
 Kind = Literal["transient", "data"]
 
@@ -30,7 +32,7 @@ class DocumentError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Failure:
+class Failure(PicklesByFields):
     uid: str
     source: str
     ingest_date: str  # YYYY-MM-DD

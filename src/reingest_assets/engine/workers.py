@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from reingest_assets.domain.chunker import ChunkerConfig, chunk_document
-from reingest_assets.domain.document import Chunk, Document
+from reingest_assets.domain.document import Chunk, Document, PicklesByFields
 from reingest_assets.domain.failures import DocumentError, Failure
 from reingest_assets.domain.pubmed import normalize_record
 
@@ -24,7 +24,7 @@ R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
-class RawItem:
+class RawItem(PicklesByFields):
     uid: str
     source: str
     source_id: str
@@ -34,12 +34,12 @@ class RawItem:
 
 
 @dataclass(frozen=True, slots=True)
-class NormalizedItem:
+class NormalizedItem(PicklesByFields):
     row: dict[str, Any]  # Document.to_row() plus the registry's content hash and ingest date
 
 
 @dataclass(frozen=True, slots=True)
-class ChunkedItem:
+class ChunkedItem(PicklesByFields):
     uid: str
     source: str
     ingest_date: str
