@@ -122,3 +122,11 @@ class StoreContract:
 
     def test_fetch_of_unknown_documents_is_empty(self, store: ChunkStore) -> None:
         assert list(store.fetch(["pubmed:404"])) == []
+        assert list(store.fetch_ids(["pubmed:404"])) == []
+
+    def test_fetch_ids_gives_each_chunks_uuid_and_document(self, store: ChunkStore) -> None:
+        chunks = make_chunks("pubmed:1", 2) + make_chunks("pubmed:2", 3)
+        store.upsert(chunks + make_chunks("pubmed:3", 1))
+        assert sorted(store.fetch_ids(["pubmed:1", "pubmed:2", "pubmed:404"])) == sorted(
+            (c.uuid, c.parent_uid) for c in chunks
+        )

@@ -169,3 +169,58 @@ def test_failure_rate_over_the_threshold_warns(pg_url: str, tmp_path: Path) -> N
     checks = evaluations(result)
     assert not checks["failure_rate"].passed and checks["failure_rate"].severity.value == "WARN"
     assert checks["completeness"].passed  # the failed document is accounted for, not missing
+
+
+def test_a_runs_checks_cover_every_chunk_id_it_wrote_and_the_content_of_a_sample(
+    pg_url: str, tmp_path: Path
+) -> None:
+    corpus = make_corpus(pg_url, tmp_path)
+    for pmid in range(1, 11):
+        corpus.put_record(record(pmid, sentences=60))
+    reingest = make_resource(pg_url, tmp_path)
+    run = materialize(
+        ASSETS[:2],
+        partition_key=KEY,
+        resources={"reingest": reingest},
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert run.success
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "DELETE FROM reingest.document_chunk_v2"
+            " WHERE parent_uid = 'pubmed:7' AND (meta->>'chunk_index')::int = 1"
+        )
+        conn.execute("UPDATE reingest.document_chunk_v2 SET tokens = 451")
+        chunks_per_doc = conn.execute(
+            "SELECT count(*) FROM reingest.document_chunk_v2 WHERE parent_uid = 'pubmed:1'"
+        ).fetchone()
+
+    def checks(content_sample: int) -> dict[str, Any]:
+        report = validate_partition(
+            Registry(pg_url),
+            PgVectorChunkStore(pg_url),
+            LocalObjectStore(tmp_path / "objects"),
+            Partition.from_key(KEY),
+            sample_size=0,
+            content_sample=content_sample,
+            run_id=run.run_id,
+        )
+        return {c.name: c for c in report.checks}
+
+    sampled = checks(content_sample=1)
+    # every chunk id the run wrote is checked, so the deleted chunk is found...
+    assert sampled["completeness"].counts["missing_chunks"] == 1
+    assert sampled["completeness"].samples["documents_missing_chunks"] == ["pubmed:7"]
+    # ...while content is read for the sampled document only
+    assert chunks_per_doc is not None
+    assert sampled["token_bounds"].counts["checked_chunks"] in (
+        chunks_per_doc[0],
+        chunks_per_doc[0] - 1,
+    )
+    assert (
+        sampled["token_bounds"].counts["over_max_tokens"]
+        == sampled["token_bounds"].counts["checked_chunks"]
+    )
+
+    everything = checks(content_sample=10)
+    assert everything["token_bounds"].counts["over_max_tokens"] == 10 * chunks_per_doc[0] - 1

@@ -7,7 +7,8 @@ per partition (metadata: counts and a sample of offending uids / chunk UUIDs).
 
 * Runs of ``reingest_job`` (and backfills) execute them after ``document_chunks_v2``, over
   the documents the run wrote (O(written): an incremental run that changed nothing does not
-  re-read the partition). A
+  re-read the partition): the ids of every chunk it wrote, the content of a random sample of
+  ``REINGEST_VALIDATION_CONTENT_SAMPLE`` documents. A
   single-run backfill covers a range of partitions in one step, where ``AssetCheckResult`` can
   carry only one partition; so the check logs an ``AssetCheckEvaluation`` per partition of
   ``context.partition_keys`` (``can_subset=True``: no per-check output is required).
@@ -93,6 +94,7 @@ def document_chunks_v2_validation(
                 Partition.from_key(key),
                 chunker=pipeline.chunker,
                 sample_size=SETTINGS.validation_sample,
+                content_sample=SETTINGS.validation_content_sample,
                 max_failure_rate=SETTINGS.max_failure_rate,
                 batch_size=pipeline.batch_size,
                 run_id=context.run.run_id if materializing else None,

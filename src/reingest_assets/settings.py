@@ -95,6 +95,11 @@ class Settings:
     # Validation: unresolved failures over a partition's documents above this fail the check.
     max_failure_rate: float = field(default_factory=lambda: _env_rate("MAX_FAILURE_RATE", 0.01))
     validation_sample: int = field(default_factory=lambda: _env_int("VALIDATION_SAMPLE", 20))
+    # Documents per partition whose chunks a materializing run's checks read in full (the ids
+    # of every chunk it wrote are always checked); validate_job reads every chunk.
+    validation_content_sample: int = field(
+        default_factory=lambda: _env_int("VALIDATION_CONTENT_SAMPLE", 1000)
+    )
     # Self-provided vectors: the pipeline embeds each chunk (pgvector's vector column, or
     # Weaviate with REINGEST_WEAVIATE_VECTORIZER=none). The API key is read as a secret
     # (REINGEST_EMBEDDER_API_KEY) by the Dagster resource, never kept here.

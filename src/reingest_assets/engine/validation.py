@@ -5,6 +5,12 @@ One streaming pass over the partition's registry rows in pages: each page costs 
 lookup, one failure lookup and one store fetch, so memory stays bounded whatever the partition
 size. Offenders are counted in full but only a bounded sample of their ids is kept. The UUID
 recomputation from the source (fetch, normalize, chunk) runs on a reservoir sample of documents.
+
+Two depths. A whole-partition validation (``validate_job``, "Execute checks", ``reingest
+validate``, cutover) reads every chunk. The check inside a materializing run (``run_id``) reads
+the ids of every chunk the run wrote (completeness is exact) but the content of a random sample
+of its documents only (``content_sample``): reading every chunk back cost a quarter of a full
+load, for checks of properties the chunker gives by construction.
 """
 
 from __future__ import annotations
@@ -121,7 +127,6 @@ class PartitionValidation:
 class _Sampled:
     row: RegistryRow
     ledger_uuids: list[str]
-    stored: list[StoredChunk]
 
 
 @dataclass
@@ -129,6 +134,7 @@ class _Tally:
     documents: int = 0
     ledger_documents: int = 0
     chunks: int = 0
+    checked_chunks: int = 0  # chunks whose content was checked
     failed_documents: int = 0
     missing_documents: Offenders = field(default_factory=Offenders)
     documents_missing_chunks: Offenders = field(default_factory=Offenders)
@@ -154,62 +160,79 @@ def validate_partition(
     *,
     chunker: ChunkerConfig | None = None,
     sample_size: int = 20,
+    content_sample: int = 1000,
     max_failure_rate: float = 0.01,
     batch_size: int = 1000,
     run_id: str | None = None,
 ) -> PartitionValidation:
     """Run every check of :data:`CHECKS` over one partition, or, given ``run_id``, over the
     documents that run wrote in it (what a materializing run checks: O(written), so a run that
-    changed nothing validates nothing again)."""
+    changed nothing validates nothing again), reading the content of ``content_sample`` of
+    them."""
     chunker = chunker or ChunkerConfig()
     tally = _Tally()
+    read_all = run_id is None
     # Reservoir sample of written documents, seeded by the partition: the same partition
     # re-validated samples the same documents.
     rng = random.Random(part.key)
     reservoir: list[_Sampled] = []
+    reservoir_size = sample_size if read_all else max(sample_size, content_sample)
     seen_written = 0
     for rows in _registry_pages(registry, store, part, batch_size, run_id):
         uids = [r.uid for r in rows]
         ledger = registry.ledger_lookup(store.target, uids)
         failed = registry.unresolved_failure_uids(uids)
-        stored: dict[str, list[StoredChunk]] = defaultdict(list)
-        for chunk in store.fetch(uids):
-            stored[chunk.parent_uid].append(chunk)
+        stored: dict[str, set[str]] = defaultdict(set)
+        if read_all:
+            chunks = list(store.fetch(uids))
+            _check_chunks(tally, chunks, chunker.max_tokens)
+            for chunk in chunks:
+                stored[chunk.parent_uid].add(chunk.uuid)
+        else:
+            for uuid, parent_uid in store.fetch_ids(uids):
+                stored[parent_uid].add(uuid)
         tally.documents += len(rows)
         tally.failed_documents += len(failed & set(uids))
         for row in rows:
-            chunks = stored.get(row.uid, [])
-            tally.chunks += len(chunks)
-            _check_chunks(tally, chunks, chunker.max_tokens)
+            actual = stored.get(row.uid, set())
+            tally.chunks += len(actual)
             entry = ledger.get(row.uid)
             if entry is None:
                 if row.uid not in failed:
                     tally.missing_documents.add([row.uid])
-                tally.orphan_chunks.add(c.uuid for c in chunks)
+                tally.orphan_chunks.add(sorted(actual))
                 continue
             tally.ledger_documents += 1
             expected = set(entry.chunk_uuids)
-            actual = {c.uuid for c in chunks}
             if expected - actual:
                 tally.documents_missing_chunks.add([row.uid])
                 tally.missing_chunks.add(sorted(expected - actual))
             tally.orphan_chunks.add(sorted(actual - expected))
             seen_written += 1
-            sampled = _Sampled(row, entry.chunk_uuids, chunks)
-            if len(reservoir) < sample_size:
+            sampled = _Sampled(row, entry.chunk_uuids)
+            if len(reservoir) < reservoir_size:
                 reservoir.append(sampled)
             else:
                 slot = rng.randrange(seen_written)
-                if slot < sample_size:
+                if slot < reservoir_size:
                     reservoir[slot] = sampled
+    if not read_all:
+        for page in _pages([s.row.uid for s in reservoir], batch_size):
+            _check_chunks(tally, list(store.fetch(page)), chunker.max_tokens)
     tally.ledger_without_registry.add(
         registry.removed_documents(store.target, part.source, part.ingest_date)
     )
-    _recompute_sample(tally, objects, part, reservoir, chunker)
+    recompute = reservoir if len(reservoir) <= sample_size else rng.sample(reservoir, sample_size)
+    _recompute_sample(tally, store, objects, part, recompute, chunker)
     counts = registry.failure_counts(part.source, part.ingest_date)
     return PartitionValidation(
         part.key, tally.documents, _outcomes(tally, counts, max_failure_rate, chunker)
     )
+
+
+def _pages(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def _registry_pages(
@@ -240,6 +263,7 @@ def _registry_pages(
 
 
 def _check_chunks(tally: _Tally, chunks: list[StoredChunk], max_tokens: int) -> None:
+    tally.checked_chunks += len(chunks)
     for chunk in chunks:
         props = chunk.properties
         meta = props.get("meta") or {}
@@ -264,6 +288,7 @@ def _check_chunks(tally: _Tally, chunks: list[StoredChunk], max_tokens: int) -> 
 
 def _recompute_sample(
     tally: _Tally,
+    store: ChunkStore,
     objects: ObjectStore,
     part: Partition,
     sample: list[_Sampled],
@@ -276,6 +301,9 @@ def _recompute_sample(
         return
     rows = [s.row for s in sample]
     by_uid = {s.row.uid: s for s in sample}
+    stored: dict[str, list[StoredChunk]] = defaultdict(list)
+    for chunk in store.fetch(list(by_uid)):
+        stored[chunk.parent_uid].append(chunk)
     raw, unfetched = fetch_raw(objects, rows, part.ingest_date)
     tally.recompute_failed.add(f.uid for f in unfetched)
     normalized = []
@@ -292,7 +320,7 @@ def _recompute_sample(
         tally.sampled_documents += 1
         if {c.uuid for c in item.chunks} != set(by_uid[item.uid].ledger_uuids):
             tally.recomputed_mismatch.add([item.uid])
-        for chunk in by_uid[item.uid].stored:
+        for chunk in stored[item.uid]:
             if count_tokens(chunk.properties.get("text") or "") != chunk.properties.get("tokens"):
                 tally.token_count_mismatch.add([chunk.uuid])
 
@@ -374,18 +402,23 @@ def _outcomes(
         _outcome(
             "uuid_determinism",
             determinism,
-            {"sampled_documents": t.sampled_documents, "checked_chunks": t.chunks},
+            {"sampled_documents": t.sampled_documents, "checked_chunks": t.checked_chunks},
             _problems_summary(determinism),
         ),
         _outcome(
             "token_bounds",
             tokens,
-            {"checked_chunks": t.chunks, "max_tokens": chunker.max_tokens},
+            {"checked_chunks": t.checked_chunks, "max_tokens": chunker.max_tokens},
             _problems_summary(tokens),
         ),
-        _outcome("title_once", title, {"checked_chunks": t.chunks}, _problems_summary(title)),
         _outcome(
-            "metadata_present", metadata, {"checked_chunks": t.chunks}, _problems_summary(metadata)
+            "title_once", title, {"checked_chunks": t.checked_chunks}, _problems_summary(title)
+        ),
+        _outcome(
+            "metadata_present",
+            metadata,
+            {"checked_chunks": t.checked_chunks},
+            _problems_summary(metadata),
         ),
         failure_rate,
     ]

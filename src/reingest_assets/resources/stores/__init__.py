@@ -49,4 +49,8 @@ class ChunkStore(Protocol):
     def fetch(self, parent_uids: Sequence[str]) -> Iterator[StoredChunk]:
         """Every stored chunk of these documents (validation reads them back)."""
 
+    def fetch_ids(self, parent_uids: Sequence[str]) -> Iterator[tuple[str, str]]:
+        """``(uuid, parent_uid)`` of every stored chunk of these documents: what a completeness
+        check needs, without reading the chunks themselves."""
+
     def close(self) -> None: ...

@@ -219,6 +219,16 @@ class PgVectorChunkStore(PgClient):
             yield StoredChunk(uuid=row[0], parent_uid=values["parent_uid"], properties=values)
 
     @retried
+    def fetch_ids(self, parent_uids: Sequence[str]) -> Iterator[tuple[str, str]]:
+        rows = self.conn.execute(
+            sql.SQL("SELECT uuid::text, parent_uid FROM {} WHERE parent_uid = ANY(%s)").format(
+                self.table
+            ),
+            (list(parent_uids),),
+        ).fetchall()
+        return iter(rows)
+
+    @retried
     def _fetch_rows(self, parent_uids: Sequence[str]) -> list[tuple[Any, ...]]:
         props = COLUMNS[1:-1]
         return self.conn.execute(

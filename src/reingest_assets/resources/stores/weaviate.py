@@ -511,6 +511,19 @@ class WeaviateChunkStore:
         return int(result.total_count)
 
     def fetch(self, parent_uids: Sequence[str]) -> Iterator[StoredChunk]:
+        for obj in self._objects(parent_uids, None):
+            props = _from_weaviate(obj.properties, self._tree)
+            yield StoredChunk(uuid=str(obj.uuid), parent_uid=props["parent_uid"], properties=props)
+
+    def fetch_ids(self, parent_uids: Sequence[str]) -> Iterator[tuple[str, str]]:
+        for obj in self._objects(parent_uids, ["parent_uid"]):
+            yield str(obj.uuid), obj.properties["parent_uid"]
+
+    def _objects(
+        self, parent_uids: Sequence[str], return_properties: list[str] | None
+    ) -> Iterator[Any]:
+        """The documents' objects, in groups of FETCH_PARENTS documents, each group's sorted by
+        uuid. ``return_properties``: all when ``None``."""
         for group in _groups(parent_uids, FETCH_PARENTS):
             where = Filter.by_property("parent_uid").contains_any(group)
             objects: list[Any] = []
@@ -521,19 +534,17 @@ class WeaviateChunkStore:
                         f"{len(group)} documents hold over {QUERY_MAXIMUM_RESULTS} chunks: "
                         "more than one query can page through"
                     )
-                page = self._call(partial(self._page, where, offset)).objects
+                page = self._call(partial(self._page, where, offset, return_properties)).objects
                 objects.extend(page)
                 if len(page) < FETCH_PAGE:
                     break
                 offset += FETCH_PAGE
-            for obj in sorted(objects, key=lambda o: str(o.uuid)):
-                props = _from_weaviate(obj.properties, self._tree)
-                yield StoredChunk(
-                    uuid=str(obj.uuid), parent_uid=props["parent_uid"], properties=props
-                )
+            yield from sorted(objects, key=lambda o: str(o.uuid))
 
-    def _page(self, where: _Filters, offset: int) -> Any:
-        return self._col.query.fetch_objects(filters=where, limit=FETCH_PAGE, offset=offset)
+    def _page(self, where: _Filters, offset: int, return_properties: list[str] | None) -> Any:
+        return self._col.query.fetch_objects(
+            filters=where, limit=FETCH_PAGE, offset=offset, return_properties=return_properties
+        )
 
     # --- blue/green -------------------------------------------------------------------------
 
