@@ -536,6 +536,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_fetch(args: argparse.Namespace) -> int:
+    from reingest_assets.fetch_bench import as_dicts, run_fetch_bench
+
+    paths = ("boto3", "lean") if args.path == "both" else (args.path,)
+    results = as_dicts(
+        run_fetch_bench(
+            gets=args.gets,
+            latency_ms=args.latency_ms,
+            in_flight=args.in_flight,
+            size=args.size,
+            paths=paths,
+        )
+    )
+    if args.json:
+        _print_json({"results": results})
+    else:
+        for result in results:
+            print(
+                f"{result['path']:<6} {result['gets_per_second']:>9,.0f} GETs/s"
+                f" {result['cpu_us_per_get']:>8,.0f} µs CPU/GET"
+                f" {result['docs_per_minute']:>11,} docs/min"
+                f"  ({result['gets']:,} GETs, {result['in_flight']} in flight,"
+                f" {result['latency_ms']:g} ms latency, {result['size']:,} B)"
+            )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reingest",
@@ -620,6 +647,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0, help="corpus seed (0)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=cmd_bench)
+
+    bench_fetch = sub.add_parser(
+        "bench-fetch",
+        help="benchmark S3 GETs (lean path vs boto3 get_object) against a stand-in server",
+    )
+    bench_fetch.add_argument("--gets", type=int, default=20_000, help="GETs per path (20000)")
+    bench_fetch.add_argument(
+        "--latency-ms", type=float, default=20.0, help="server latency per request (20)"
+    )
+    bench_fetch.add_argument("--in-flight", type=int, default=64, help="GETs in flight (64)")
+    bench_fetch.add_argument("--size", type=int, default=3000, help="object bytes (3000)")
+    bench_fetch.add_argument(
+        "--path", choices=("both", "lean", "boto3"), default="both", help="what to run (both)"
+    )
+    bench_fetch.add_argument("--json", action="store_true", help="print one JSON object")
+    bench_fetch.set_defaults(func=cmd_bench_fetch)
 
     dev = sub.add_parser("dev", help="start the Dagster webserver and daemon on the local stack")
     dev.add_argument("--host", default="127.0.0.1")
