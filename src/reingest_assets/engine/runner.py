@@ -15,18 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig
 from reingest_assets.domain.failures import DocumentError, Failure
 from reingest_assets.engine.progress import Progress
 from reingest_assets.engine.workers import (
+    NORMALIZED_SCHEMA,
     ChunkedItem,
-    NormalizedItem,
     RawItem,
     WorkerPool,
-    chunk_rows,
-    normalize_items,
+    arrow_slices,
+    chunk_arrow,
+    normalize_to_arrow,
+    slices,
 )
 from reingest_assets.resources.embedders import Embedder
 from reingest_assets.resources.object_store import ObjectStore
@@ -34,29 +37,6 @@ from reingest_assets.resources.registry import LedgerEntry, Registry, RegistryRo
 from reingest_assets.resources.stores import ChunkStore
 
 WORKER_SLICE = 250  # documents per task sent to a worker process
-
-NORMALIZED_SCHEMA = pa.schema(
-    [
-        ("uid", pa.string()),
-        ("source", pa.string()),
-        ("source_id", pa.string()),
-        ("title", pa.string()),
-        ("section_labels", pa.list_(pa.string())),
-        ("section_texts", pa.list_(pa.string())),
-        ("authors", pa.list_(pa.string())),
-        ("journal", pa.string()),
-        ("mesh_terms", pa.list_(pa.string())),
-        ("doi", pa.string()),
-        ("pmc_id", pa.string()),
-        ("published_at", pa.string()),
-        ("language", pa.string()),
-        ("publication_types", pa.list_(pa.string())),
-        ("extra", pa.string()),
-        ("content_hash", pa.string()),
-        ("ingest_date", pa.string()),
-    ]
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Partition:
@@ -223,17 +203,17 @@ def normalize_partition(
         with pq.ParquetWriter(path, NORMALIZED_SCHEMA, compression="zstd") as writer:
             pages = _prefetched_pages(p, part, uids, force, report)
             for (rows, _, fetch_failures), results, cpu in p.pool.lookahead(
-                pages, normalize_items, lambda page: page[1], WORKER_SLICE
+                pages, normalize_to_arrow, lambda page: slices(page[1], WORKER_SLICE)
             ):
                 report.add_seconds("normalize_cpu", cpu)
                 failures = fetch_failures + [r for r in results if isinstance(r, Failure)]
-                normalized = [r.row for r in results if isinstance(r, NormalizedItem)]
+                normalized = [r for r in results if isinstance(r, pa.RecordBatch)]
                 t = time.perf_counter()
                 if normalized:
-                    writer.write_table(pa.Table.from_pylist(normalized, schema=NORMALIZED_SCHEMA))
+                    writer.write_table(pa.Table.from_batches(normalized, NORMALIZED_SCHEMA))
                 report.timed("write", t)
                 _record_failures(p, report, failures)
-                report.docs_written += len(normalized)
+                report.docs_written += sum(b.num_rows for b in normalized)
                 progress.advance(len(rows))
         t = time.perf_counter()
         p.objects.upload_file(part.normalized_uri, path)
@@ -271,8 +251,8 @@ def _record_failures(p: Pipeline, report: StageReport, failures: list[Failure]) 
 
 def _normalized_batches(
     p: Pipeline, part: Partition, uids: Sequence[str] | None
-) -> Iterator[list[dict[str, Any]]]:
-    wanted = set(uids) if uids is not None else None
+) -> Iterator[pa.RecordBatch]:
+    wanted = pa.array(sorted(set(uids)), pa.string()) if uids is not None else None
     with tempfile.TemporaryDirectory(prefix="reingest-") as tmp:
         path = Path(tmp) / "documents.parquet"
         if not p.objects.download_file(part.normalized_uri, path):
@@ -281,8 +261,9 @@ def _normalized_batches(
                 "materialize normalized_documents for it first"
             )
         for batch in pq.ParquetFile(path).iter_batches(batch_size=p.batch_size):
-            rows = batch.to_pylist()
-            yield rows if wanted is None else [r for r in rows if r["uid"] in wanted]
+            if wanted is not None:
+                batch = batch.filter(pc.is_in(batch.column("uid"), value_set=wanted))
+            yield batch
 
 
 def chunk_partition(
@@ -297,9 +278,11 @@ def chunk_partition(
     report = StageReport(part.key)
     started = time.perf_counter()
     progress = Progress(f"chunk {part.key}", None, p.log)
-    chunker = functools.partial(chunk_rows, config=p.chunker)
-    for (rows, previous, _), results, cpu in p.pool.lookahead(
-        _planned_batches(p, part, uids, force, report), chunker, lambda b: b[2], WORKER_SLICE
+    chunker = functools.partial(chunk_arrow, config=p.chunker)
+    for (docs, previous, _), results, cpu in p.pool.lookahead(
+        _planned_batches(p, part, uids, force, report),
+        chunker,
+        lambda b: arrow_slices(b[2], WORKER_SLICE),
     ):
         report.add_seconds("chunk_cpu", cpu)
         failures = [r for r in results if isinstance(r, Failure)]
@@ -307,7 +290,7 @@ def chunk_partition(
         written, store_failures = _write_chunked(p, chunked, previous, report)
         _record_failures(p, report, failures + store_failures)
         report.docs_written += written
-        progress.advance(len(rows))
+        progress.advance(docs)
     if uids is None:
         report.docs_deleted, deleted_chunks = _delete_removed_documents(p, part)
         report.chunks_deleted += deleted_chunks
@@ -318,22 +301,30 @@ def chunk_partition(
 
 def _planned_batches(
     p: Pipeline, part: Partition, uids: Sequence[str] | None, force: bool, report: StageReport
-) -> Iterator[tuple[list[dict[str, Any]], dict[str, LedgerEntry], list[dict[str, Any]]]]:
-    """Normalized rows in batches, with their ledger entries and the rows still to write."""
-    for rows in _normalized_batches(p, part, uids):
-        report.docs_in += len(rows)
+) -> Iterator[tuple[int, dict[str, LedgerEntry], pa.RecordBatch]]:
+    """(documents read, their ledger entries, the normalized rows still to write) per batch."""
+    for batch in _normalized_batches(p, part, uids):
+        report.docs_in += batch.num_rows
         t = time.perf_counter()
-        previous = p.registry.ledger_lookup(p.store.target, [r["uid"] for r in rows])
-        todo = rows if force else [r for r in rows if not _unchanged(p, r, previous.get(r["uid"]))]
-        report.docs_skipped += len(rows) - len(todo)
+        batch_uids = batch.column("uid").to_pylist()
+        previous = p.registry.ledger_lookup(p.store.target, batch_uids)
+        todo = batch
+        if not force:
+            hashes = batch.column("content_hash").to_pylist()
+            keep = [
+                not _unchanged(p, content_hash, previous.get(uid))
+                for uid, content_hash in zip(batch_uids, hashes, strict=True)
+            ]
+            todo = batch.filter(pa.array(keep, pa.bool_()))
+        report.docs_skipped += batch.num_rows - todo.num_rows
         report.timed("plan", t)
-        yield rows, previous, todo
+        yield batch.num_rows, previous, todo
 
 
-def _unchanged(p: Pipeline, row: dict[str, Any], entry: LedgerEntry | None) -> bool:
+def _unchanged(p: Pipeline, content_hash: str, entry: LedgerEntry | None) -> bool:
     return (
         entry is not None
-        and entry.content_hash == row["content_hash"]
+        and entry.content_hash == content_hash
         and entry.chunker_version == CHUNKER_VERSION
         and entry.embedder_id == p.embedder_id
     )

@@ -13,6 +13,8 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import pyarrow as pa
+
 from reingest_assets.domain.chunker import ChunkerConfig, chunk_document
 from reingest_assets.domain.document import Chunk, Document, PicklesByFields
 from reingest_assets.domain.failures import DocumentError, Failure
@@ -21,6 +23,30 @@ from reingest_assets.domain.pubmed import normalize_record
 T = TypeVar("T")
 B = TypeVar("B")
 R = TypeVar("R")
+
+# The normalized documents' Parquet rows: Document.to_row() plus the registry's content hash and
+# ingest date.
+NORMALIZED_SCHEMA = pa.schema(
+    [
+        ("uid", pa.string()),
+        ("source", pa.string()),
+        ("source_id", pa.string()),
+        ("title", pa.string()),
+        ("section_labels", pa.list_(pa.string())),
+        ("section_texts", pa.list_(pa.string())),
+        ("authors", pa.list_(pa.string())),
+        ("journal", pa.string()),
+        ("mesh_terms", pa.list_(pa.string())),
+        ("doi", pa.string()),
+        ("pmc_id", pa.string()),
+        ("published_at", pa.string()),
+        ("language", pa.string()),
+        ("publication_types", pa.list_(pa.string())),
+        ("extra", pa.string()),
+        ("content_hash", pa.string()),
+        ("ingest_date", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +98,26 @@ def normalize_items(items: list[RawItem]) -> list[NormalizedItem | Failure]:
                 )
             )
     return out
+
+
+def normalize_to_arrow(items: list[RawItem]) -> list[pa.RecordBatch | Failure]:
+    """``normalize_items``, the documents as one Arrow batch of NORMALIZED_SCHEMA (built here,
+    so the main process only writes it), then the failures."""
+    normalized: list[dict[str, Any]] = []
+    failures: list[pa.RecordBatch | Failure] = []
+    for result in normalize_items(items):
+        if isinstance(result, NormalizedItem):
+            normalized.append(result.row)
+        else:
+            failures.append(result)
+    if not normalized:
+        return failures
+    return [pa.RecordBatch.from_pylist(normalized, schema=NORMALIZED_SCHEMA), *failures]
+
+
+def chunk_arrow(rows: pa.Buffer, config: ChunkerConfig) -> list[ChunkedItem | Failure]:
+    """``chunk_rows`` over normalized rows sent as an Arrow IPC stream (see ``arrow_slices``)."""
+    return chunk_rows(pa.ipc.open_stream(rows).read_all().to_pylist(), config)
 
 
 def chunk_rows(rows: list[dict[str, Any]], config: ChunkerConfig) -> list[ChunkedItem | Failure]:
@@ -126,17 +172,16 @@ class WorkerPool:
     def lookahead(
         self,
         batches: Iterable[B],
-        fn: Callable[[list[T]], list[R]],
-        items_of: Callable[[B], list[T]],
-        slice_size: int,
+        fn: Callable[[T], list[R]],
+        tasks_of: Callable[[B], Iterable[T]],
     ) -> Iterator[tuple[B, list[R], float]]:
-        """``(batch, fn over its items, worker CPU seconds)`` in order. The next batch's items
-        are already on the workers while the caller handles this one, so database I/O overlaps
-        the CPU work; at most two batches are in memory."""
+        """``(batch, fn over each of its tasks, worker CPU seconds)`` in order. The next batch's
+        tasks are already on the workers while the caller handles this one, so database I/O
+        overlaps the CPU work; at most two batches are in memory."""
         timed = functools.partial(_timed_call, fn)
         pending: tuple[B, list[Future[tuple[list[R], float]]]] | None = None
         for batch in batches:
-            futures = [self.submit(timed, s) for s in slices(items_of(batch), slice_size)]
+            futures = [self.submit(timed, task) for task in tasks_of(batch)]
             if pending is not None:
                 yield _collect(*pending)
             pending = (batch, futures)
@@ -155,9 +200,9 @@ class WorkerPool:
         self.close()
 
 
-def _timed_call(fn: Callable[[list[T]], list[R]], items: list[T]) -> tuple[list[R], float]:
+def _timed_call(fn: Callable[[T], list[R]], task: T) -> tuple[list[R], float]:
     started = time.process_time()
-    return fn(items), time.process_time() - started
+    return fn(task), time.process_time() - started
 
 
 def _collect(batch: B, futures: list[Future[tuple[list[R], float]]]) -> tuple[B, list[R], float]:
@@ -173,3 +218,13 @@ def _collect(batch: B, futures: list[Future[tuple[list[R], float]]]) -> tuple[B,
 def slices(items: list[T], size: int) -> Iterator[list[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def arrow_slices(batch: pa.RecordBatch, size: int) -> Iterator[pa.Buffer]:
+    """The batch in slices of ``size`` rows, each as an Arrow IPC stream: pickling a slice
+    itself would copy the whole batch's buffers to every worker."""
+    for i in range(0, batch.num_rows, size):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch.slice(i, size))
+        yield sink.getvalue()
