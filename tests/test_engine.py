@@ -11,6 +11,7 @@ import pytest
 from pipeline_support import PART, Corpus, make_pipeline, record, store_snapshot
 from reingest_assets.domain.ids import chunk_uuid
 from reingest_assets.engine.runner import Pipeline, chunk_partition, normalize_partition
+from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 
 
 @pytest.fixture
@@ -159,3 +160,24 @@ def test_first_load_builds_the_full_text_index_when_the_run_ends(
         indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes").fetchall()}
     assert hits is not None and hits[0] == 5
     assert "document_chunk_v2_fts_idx" in indexes
+
+
+def test_the_full_text_index_follows_the_setting(
+    pipeline: Pipeline, corpus: Corpus, pg_url: str
+) -> None:
+    import psycopg
+
+    def fts_indexed() -> bool:
+        with psycopg.connect(pg_url) as conn:
+            names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes").fetchall()}
+        return "document_chunk_v2_fts_idx" in names
+
+    corpus.put_record(record(1))
+    run(pipeline)
+    pipeline.close()
+    assert fts_indexed()
+    for fulltext in (False, True):
+        store = PgVectorChunkStore(pg_url, fulltext=fulltext)
+        store.ensure_schema()
+        store.close()
+        assert fts_indexed() is fulltext

@@ -64,6 +64,9 @@ class ChunkStoreResource(ConfigurableResource):
     """Where DocumentChunk_v2 lives: pgvector (the registry's database) or Weaviate."""
 
     kind: str = Field(default="pgvector", description="pgvector | weaviate")
+    pgvector_fulltext: bool = Field(
+        default=True, description="pgvector: a GIN full-text index on the chunk text"
+    )
     weaviate_http_host: str = "localhost"
     weaviate_http_port: int = 8080
     weaviate_http_secure: bool = False
@@ -89,7 +92,9 @@ class ChunkStoreResource(ConfigurableResource):
         if self.kind == "pgvector":
             from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 
-            store: ChunkStore = PgVectorChunkStore(postgres.resolved_url())
+            store: ChunkStore = PgVectorChunkStore(
+                postgres.resolved_url(), fulltext=self.pgvector_fulltext
+            )
         elif self.kind == "weaviate":
             store = self._weaviate_store()
         else:

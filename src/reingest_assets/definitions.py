@@ -54,6 +54,7 @@ def build_resources(settings: Settings) -> ReingestResource:
         ),
         chunk_store=ChunkStoreResource(
             kind=settings.store,
+            pgvector_fulltext=settings.pgvector_fulltext,
             weaviate_http_host=os.environ.get("REINGEST_WEAVIATE_HTTP_HOST", "localhost"),
             weaviate_http_port=int(os.environ.get("REINGEST_WEAVIATE_HTTP_PORT", "8080")),
             weaviate_grpc_host=os.environ.get("REINGEST_WEAVIATE_GRPC_HOST", "localhost"),

@@ -38,6 +38,7 @@ from reingest_assets.resources.stores import ChunkStore
 
 WORKER_SLICE = 250  # documents per task sent to a worker process
 
+
 @dataclass(frozen=True, slots=True)
 class Partition:
     source: str

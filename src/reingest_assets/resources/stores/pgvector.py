@@ -1,7 +1,8 @@
 """DocumentChunk_v2 in Postgres with pgvector: the local (embedded) chunk store.
 
 Same properties as the Weaviate collection, a nullable vector column (filled only when an
-embedder is configured) and a full-text index over title and text.
+embedder is configured) and, unless turned off, a full-text index over the text (Weaviate's
+searchable text). The index is the setting's: turned off, an existing one is dropped.
 """
 
 from __future__ import annotations
@@ -37,8 +38,16 @@ COLUMNS = (
 class PgVectorChunkStore(PgClient):
     name = "pgvector"
 
-    def __init__(self, url: str, *, table: str = "document_chunk_v2", schema: str = "reingest"):
+    def __init__(
+        self,
+        url: str,
+        *,
+        table: str = "document_chunk_v2",
+        schema: str = "reingest",
+        fulltext: bool = True,
+    ):
         super().__init__(url)
+        self.fulltext = fulltext
         self.table = sql.Identifier(schema, table)
         self.target = f"pgvector:{schema}.{table}"
         self._schema = schema
@@ -89,15 +98,15 @@ class PgVectorChunkStore(PgClient):
             row = self.conn.execute(
                 sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(self.table)
             ).fetchone()
-            self._fts_deferred = bool(row and row[0])
-            if self._fts_deferred:
+            self._fts_deferred = self.fulltext and bool(row and row[0])
+            if self.fulltext and not self._fts_deferred:
+                self._create_fts_index()
+            else:
                 self.conn.execute(
                     sql.SQL("DROP INDEX IF EXISTS {}").format(
                         sql.Identifier(self._schema, self._fts_index)
                     )
                 )
-            else:
-                self._create_fts_index()
 
     def _create_fts_index(self) -> None:
         # 'simple' (lowercased words, no stemming) matches Weaviate's word tokenization and
