@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from reingest_assets.domain.failures import DocumentError
 from reingest_assets.engine.retry import is_transient
-from reingest_assets.resources import s3_store
+from reingest_assets.resources import s3_lean_get
 from reingest_assets.resources.s3_store import S3ObjectStore, client_config
 from support.s3 import Fault, fault_proxy, moto_s3_server, s3_client, truncated_body
 
@@ -51,13 +51,13 @@ def bucket(endpoint: str) -> str:
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """The raw requests the lean path sends."""
     requests: list[bytes] = []
-    exchange = s3_store._Connection.exchange
+    exchange = s3_lean_get._Connection.exchange
 
     def recording(self: Any, request: bytes, url: str) -> Any:
         requests.append(request)
         return exchange(self, request, url)
 
-    monkeypatch.setattr(s3_store._Connection, "exchange", recording)
+    monkeypatch.setattr(s3_lean_get._Connection, "exchange", recording)
     return requests
 
 
