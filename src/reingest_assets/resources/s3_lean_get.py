@@ -24,12 +24,9 @@ the caller calls :meth:`LeanGetter.give_up`. The fallback is decided per bucket 
 
 Private botocore attributes read, and what happens if a botocore upgrade moves them:
 
-* ``client._endpoint.http_session`` and its ``_proxy_config`` (proxies): missing, the bucket
-  falls back to ``get_object``;
-* ``client._endpoint.http_session._verify`` (TLS verification): missing, TLS is verified against
-  botocore's default CA bundle;
-* ``client._get_credentials()`` (the credentials to sign with): missing, resolving a signed
-  route raises ``AttributeError``;
+* ``client._endpoint.http_session``, its ``_proxy_config`` (proxies) and ``_verify`` (TLS
+  verification), and ``client._get_credentials()`` (the credentials to sign with): if any is
+  missing, the bucket falls back to ``get_object``;
 * ``botocore.httpchecksum._ALGORITHMS_PRIORITY_LIST`` and ``_CHECKSUM_CLS`` (which response
   checksums botocore validates, in its order): missing, CRC32, SHA1 and SHA256 are checked.
 
@@ -427,10 +424,10 @@ class LeanGetter:
         if getattr(config, "client_cert", None):
             raise _Unsupported("the client presents a TLS client certificate")
         session = getattr(getattr(self.client, "_endpoint", None), "http_session", None)
-        verify = getattr(session, "_verify", None)
         proxy_config = getattr(session, "_proxy_config", None)
-        if session is None or proxy_config is None:
+        if session is None or proxy_config is None or not hasattr(session, "_verify"):
             raise _Unsupported("cannot read the client's HTTP settings")
+        verify = session._verify
         token = f"reingest-lean-probe-{uuid.uuid4().hex}"
         request = self._dry_run(bucket, token)
         url = str(request.url)
@@ -454,7 +451,10 @@ class LeanGetter:
                 raise _Unsupported("the client signs GetObject with something other than SigV4")
             if headers.get("x-amz-content-sha256") not in (EMPTY_SHA256, None):
                 raise _Unsupported("the client signs GetObject's payload differently")
-            self._credentials = self.client._get_credentials()
+            get_credentials = getattr(self.client, "_get_credentials", None)
+            if get_credentials is None:
+                raise _Unsupported("cannot read the client's credentials")
+            self._credentials = get_credentials()
             if self._credentials is None:
                 raise _Unsupported("no credentials on the client")
             region = match["region"]
