@@ -125,8 +125,27 @@ class PartitionValidation:
 
 @dataclass(frozen=True)
 class _Sampled:
-    row: RegistryRow
+    uid: str
     ledger_uuids: list[str]
+
+
+class _Reservoir:
+    """A uniform random sample of at most ``size`` of the documents offered, in O(size)."""
+
+    def __init__(self, size: int, rng: random.Random) -> None:
+        self.size = size
+        self.rng = rng
+        self.items: list[_Sampled] = []
+        self.seen = 0
+
+    def offer(self, item: _Sampled) -> None:
+        self.seen += 1
+        if len(self.items) < self.size:
+            self.items.append(item)
+        else:
+            slot = self.rng.randrange(self.seen)
+            if slot < self.size:
+                self.items[slot] = item
 
 
 @dataclass
@@ -171,87 +190,73 @@ def validate_partition(
     them."""
     chunker = chunker or ChunkerConfig()
     tally = _Tally()
-    read_all = run_id is None
-    # Reservoir sample of written documents, seeded by the partition: the same partition
-    # re-validated samples the same documents.
+    # Seeded by the partition: the same partition re-validated samples the same documents.
     rng = random.Random(part.key)
-    reservoir: list[_Sampled] = []
-    reservoir_size = sample_size if read_all else max(sample_size, content_sample)
-    seen_written = 0
-    for rows in _registry_pages(registry, store, part, batch_size, run_id):
-        uids = [r.uid for r in rows]
-        ledger = registry.ledger_lookup(store.target, uids)
-        failed = registry.unresolved_failure_uids(uids)
-        stored: dict[str, set[str]] = defaultdict(set)
-        if read_all:
-            chunks = list(store.fetch(uids))
-            _check_chunks(tally, chunks, chunker.max_tokens)
-            for chunk in chunks:
-                stored[chunk.parent_uid].add(chunk.uuid)
-        else:
-            for uuid, parent_uid in store.fetch_ids(uids):
-                stored[parent_uid].add(uuid)
-        tally.documents += len(rows)
-        tally.failed_documents += len(failed & set(uids))
-        for row in rows:
-            actual = stored.get(row.uid, set())
-            tally.chunks += len(actual)
-            entry = ledger.get(row.uid)
-            if entry is None:
-                if row.uid not in failed:
-                    tally.missing_documents.add([row.uid])
-                tally.orphan_chunks.add(sorted(actual))
-                continue
-            tally.ledger_documents += 1
-            expected = set(entry.chunk_uuids)
-            if expected - actual:
-                tally.documents_missing_chunks.add([row.uid])
-                tally.missing_chunks.add(sorted(expected - actual))
-            tally.orphan_chunks.add(sorted(actual - expected))
-            seen_written += 1
-            sampled = _Sampled(row, entry.chunk_uuids)
-            if len(reservoir) < reservoir_size:
-                reservoir.append(sampled)
-            else:
-                slot = rng.randrange(seen_written)
-                if slot < reservoir_size:
-                    reservoir[slot] = sampled
-    if not read_all:
-        for page in _pages([s.row.uid for s in reservoir], batch_size):
+    if run_id is None:
+        sample = _Reservoir(sample_size, rng)
+        _check_partition(tally, registry, store, part, batch_size, chunker, sample)
+    else:
+        sample = _Reservoir(max(sample_size, content_sample), rng)
+        _check_run(tally, registry, store, part, batch_size, run_id, sample)
+        for page in _pages([s.uid for s in sample.items], batch_size):
             _check_chunks(tally, list(store.fetch(page)), chunker.max_tokens)
     tally.ledger_without_registry.add(
         registry.removed_documents(store.target, part.source, part.ingest_date)
     )
-    recompute = reservoir if len(reservoir) <= sample_size else rng.sample(reservoir, sample_size)
-    _recompute_sample(tally, store, objects, part, recompute, chunker)
+    recompute = sample.items
+    if len(recompute) > sample_size:
+        recompute = rng.sample(recompute, sample_size)
+    _recompute_sample(tally, registry, store, objects, part, recompute, chunker)
     counts = registry.failure_counts(part.source, part.ingest_date)
     return PartitionValidation(
         part.key, tally.documents, _outcomes(tally, counts, max_failure_rate, chunker)
     )
 
 
-def _pages(items: list[str], size: int) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def _check_partition(
+    tally: _Tally,
+    registry: Registry,
+    store: ChunkStore,
+    part: Partition,
+    batch_size: int,
+    chunker: ChunkerConfig,
+    sample: _Reservoir,
+) -> None:
+    """Every registry document of the partition: in the ledger or failed, and every chunk."""
+    for rows in _partition_rows(registry, store, part, batch_size, None):
+        uids = [r.uid for r in rows]
+        ledger = registry.ledger_lookup(store.target, uids)
+        failed = registry.unresolved_failure_uids(uids)
+        chunks = list(store.fetch(uids))
+        _check_chunks(tally, chunks, chunker.max_tokens)
+        stored: dict[str, set[str]] = defaultdict(set)
+        for chunk in chunks:
+            stored[chunk.parent_uid].add(chunk.uuid)
+        tally.documents += len(rows)
+        tally.failed_documents += len(failed & set(uids))
+        for uid in uids:
+            actual = stored.get(uid, set())
+            entry = ledger.get(uid)
+            if entry is None:
+                tally.chunks += len(actual)
+                if uid not in failed:
+                    tally.missing_documents.add([uid])
+                tally.orphan_chunks.add(sorted(actual))
+            else:
+                _compare(tally, uid, entry.chunk_uuids, actual, sample)
 
 
-def _registry_pages(
-    registry: Registry, store: ChunkStore, part: Partition, batch_size: int, run_id: str | None
-) -> Iterator[list[RegistryRow]]:
-    def page(uids: list[str] | None) -> Iterator[list[RegistryRow]]:
-        return registry.iter_partition(
-            part.source,
-            part.ingest_date,
-            target=store.target,
-            chunker_version=CHUNKER_VERSION,
-            embedder_id="",
-            batch_size=batch_size,
-            uids=uids,
-        )
-
-    if run_id is None:
-        yield from page(None)
-        return
+def _check_run(
+    tally: _Tally,
+    registry: Registry,
+    store: ChunkStore,
+    part: Partition,
+    batch_size: int,
+    run_id: str,
+    sample: _Reservoir,
+) -> None:
+    """The documents ``run_id`` wrote in the partition (its ledger rows): the store holds
+    exactly their chunks, compared by id."""
     for entries in registry.iter_ledger(
         store.target,
         source=part.source,
@@ -259,7 +264,49 @@ def _registry_pages(
         run_id=run_id,
         batch_size=batch_size,
     ):
-        yield from page([e.uid for e in entries])
+        stored: dict[str, set[str]] = defaultdict(set)
+        for uuid, parent_uid in store.fetch_ids([e.uid for e in entries]):
+            stored[parent_uid].add(uuid)
+        tally.documents += len(entries)
+        for entry in entries:
+            _compare(tally, entry.uid, entry.chunk_uuids, stored.get(entry.uid, set()), sample)
+
+
+def _compare(
+    tally: _Tally, uid: str, ledger_uuids: list[str], actual: set[str], sample: _Reservoir
+) -> None:
+    """A document the ledger holds: its stored chunks must be the ledger's."""
+    tally.chunks += len(actual)
+    tally.ledger_documents += 1
+    expected = set(ledger_uuids)
+    if expected - actual:
+        tally.documents_missing_chunks.add([uid])
+        tally.missing_chunks.add(sorted(expected - actual))
+    tally.orphan_chunks.add(sorted(actual - expected))
+    sample.offer(_Sampled(uid, ledger_uuids))
+
+
+def _pages(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _partition_rows(
+    registry: Registry,
+    store: ChunkStore,
+    part: Partition,
+    batch_size: int,
+    uids: list[str] | None,
+) -> Iterator[list[RegistryRow]]:
+    return registry.iter_partition(
+        part.source,
+        part.ingest_date,
+        target=store.target,
+        chunker_version=CHUNKER_VERSION,
+        embedder_id="",
+        batch_size=batch_size,
+        uids=uids,
+    )
 
 
 def _check_chunks(tally: _Tally, chunks: list[StoredChunk], max_tokens: int) -> None:
@@ -288,6 +335,7 @@ def _check_chunks(tally: _Tally, chunks: list[StoredChunk], max_tokens: int) -> 
 
 def _recompute_sample(
     tally: _Tally,
+    registry: Registry,
     store: ChunkStore,
     objects: ObjectStore,
     part: Partition,
@@ -299,8 +347,12 @@ def _recompute_sample(
     business), and the stored token counts the real ones."""
     if not sample:
         return
-    rows = [s.row for s in sample]
-    by_uid = {s.row.uid: s for s in sample}
+    by_uid = {s.uid: s for s in sample}
+    rows = [
+        row
+        for page in _partition_rows(registry, store, part, len(sample), list(by_uid))
+        for row in page
+    ]
     stored: dict[str, list[StoredChunk]] = defaultdict(list)
     for chunk in store.fetch(list(by_uid)):
         stored[chunk.parent_uid].append(chunk)

@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from psycopg.sql import SQL, Identifier, Placeholder
+
 from reingest_assets.domain.failures import Failure
 from reingest_assets.resources.pg import PgClient, retried
 
@@ -328,29 +330,6 @@ class Registry(PgClient):
                 (run_id,),
             )
 
-    @retried
-    def delete_ledger(
-        self,
-        target: str,
-        *,
-        source: str | None = None,
-        ingest_date: str | None = None,
-        run_id: str | None = None,
-    ) -> list[tuple[str, list[str]]]:
-        """Remove ledger rows of a partition or a run; returns (uid, chunk_uuids) removed."""
-        rows = self.conn.execute(
-            """
-            DELETE FROM reingest.ledger
-            WHERE target = %(target)s
-              AND (%(source)s::text IS NULL OR source = %(source)s)
-              AND (%(date)s::date IS NULL OR ingest_date = %(date)s)
-              AND (%(run)s::text IS NULL OR run_id = %(run)s)
-            RETURNING uid, chunk_uuids::text[]
-            """,
-            {"target": target, "source": source, "date": ingest_date, "run": run_id},
-        ).fetchall()
-        return [(r[0], list(r[1])) for r in rows]
-
     # -- failures -----------------------------------------------------------------------------
 
     @retried
@@ -464,29 +443,21 @@ class Registry(PgClient):
     ) -> Iterator[list[LedgerEntry]]:
         """Ledger rows of a partition or a run in pages, keyset-paginated on uid. Rows deleted
         between pages do not disturb the walk (rollback deletes as it goes)."""
-        last = ""
+        # Only the filters given, so each shape gets a plan on its index (ledger_partition_uid_idx,
+        # ledger_run_partition_uid_idx); "(x IS NULL OR col = x)" would defeat them.
+        filters = {"target": target, "source": source, "ingest_date": ingest_date, "run_id": run_id}
+        given = {column: value for column, value in filters.items() if value is not None}
+        where = SQL(" AND ").join(
+            SQL("{} = {}").format(Identifier(column), Placeholder(column)) for column in given
+        )
+        query = SQL(
+            "SELECT uid, source, ingest_date::text, content_hash, chunker_version, embedder_id,"
+            " chunk_uuids::text[] FROM reingest.ledger WHERE {} AND uid > %(last)s"
+            " ORDER BY uid LIMIT %(limit)s"
+        ).format(where)
+        params: dict[str, Any] = {**given, "limit": batch_size, "last": ""}
         while True:
-            rows = self.conn.execute(
-                """
-                SELECT uid, source, ingest_date::text, content_hash, chunker_version,
-                       embedder_id, chunk_uuids::text[]
-                FROM reingest.ledger
-                WHERE target = %(target)s AND uid > %(last)s
-                  AND (%(source)s::text IS NULL OR source = %(source)s)
-                  AND (%(date)s::date IS NULL OR ingest_date = %(date)s)
-                  AND (%(run)s::text IS NULL OR run_id = %(run)s)
-                ORDER BY uid
-                LIMIT %(limit)s
-                """,
-                {
-                    "target": target,
-                    "last": last,
-                    "source": source,
-                    "date": ingest_date,
-                    "run": run_id,
-                    "limit": batch_size,
-                },
-            ).fetchall()
+            rows = self.conn.execute(query, params).fetchall()
             if not rows:
                 return
             yield [
@@ -501,7 +472,7 @@ class Registry(PgClient):
                 )
                 for r in rows
             ]
-            last = rows[-1][0]
+            params["last"] = rows[-1][0]
             if len(rows) < batch_size:
                 return
 
