@@ -672,3 +672,18 @@ def test_real_record_spot_checks(real_documents: dict[str, Document]) -> None:
     translated = real_documents["11885531"]
     assert translated.title.startswith("[")
     assert "vernacular_title" in translated.extra
+
+
+def test_nul_characters_are_dropped_so_the_store_accepts_the_chunks() -> None:
+    # PostgreSQL text and jsonb refuse U+0000: one such string would fail a whole store batch.
+    record = {
+        "pmid": "5",
+        "title": "Nul\u0000 title",
+        "abstract": [{"label": "METHODS\u0000", "text": "We did\u0000 it."}],
+        "doi": "10.1/x\u0000y",
+        "extra_field": ["a\u0000b"],
+    }
+    doc = normalize_record(orjson.dumps(record), source="pubmed")
+    assert b"\\u0000" not in orjson.dumps(doc.to_row())
+    assert doc.title == "Nul title"
+    assert doc.sections[0].text == "We did it."

@@ -199,7 +199,7 @@ def _one_line(exc: Exception) -> str:
 
 def _load_json(data: bytes) -> Any:
     try:
-        return orjson.loads(data)
+        record = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         utf8_error = _utf8_error(data)
         if utf8_error is not None:
@@ -209,6 +209,19 @@ def _load_json(data: bytes) -> Any:
             f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; "
             "fix the record's JSON",
         ) from None
+    # JSON can carry NUL only as \u0000; PostgreSQL text and jsonb refuse it, so one such string
+    # would fail a whole store batch. It means nothing in a record: drop it.
+    return _without_nul(record) if b"\\u0000" in data else record
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _document_from_envelope(envelope: dict[str, Any], source: str) -> Document:
