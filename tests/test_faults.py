@@ -179,14 +179,23 @@ class RefusingStore(PgVectorChunkStore):
     def upsert(
         self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]] | None = None
     ) -> dict[str, str]:
+        self._refuse()
+        return super().upsert(chunks, vectors)
+
+    def upsert_encoded(self, payload: bytes) -> dict[str, str]:
+        self._refuse()
+        return super().upsert_encoded(payload)
+
+    def _refuse(self) -> None:
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionError("vector store unavailable (injected)")
-        return super().upsert(chunks, vectors)
 
 
 class PartlyRefusingStore(PgVectorChunkStore):
     """Reports some documents of a batch as not written (as Weaviate's batch errors do)."""
+
+    encode_chunks = None  # takes chunk objects, as Weaviate does
 
     def __init__(self, url: str, refused: set[str]) -> None:
         super().__init__(url)

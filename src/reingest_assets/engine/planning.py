@@ -125,7 +125,7 @@ def _compare(p: Pipeline, plan: PartitionPlan, chunked: list[ChunkedItem]) -> No
     plan._sample("add", added)
     plan._sample("update", updated)
     for item in chunked:
-        plan.chunks_write += len(item.chunks)
+        plan.chunks_write += len(item.chunk_uuids)
         if item.uid in previous:
-            new = {c.uuid for c in item.chunks}
+            new = set(item.chunk_uuids)
             plan.chunks_delete += len(set(previous[item.uid].chunk_uuids) - new)

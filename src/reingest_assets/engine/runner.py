@@ -34,7 +34,7 @@ from reingest_assets.engine.workers import (
 from reingest_assets.resources.embedders import Embedder
 from reingest_assets.resources.object_store import ObjectStore
 from reingest_assets.resources.registry import LedgerEntry, Registry, RegistryRow
-from reingest_assets.resources.stores import ChunkStore
+from reingest_assets.resources.stores import ChunkStore, EncodingChunkStore
 
 WORKER_SLICE = 250  # documents per task sent to a worker process
 
@@ -279,7 +279,14 @@ def chunk_partition(
     report = StageReport(part.key)
     started = time.perf_counter()
     progress = Progress(f"chunk {part.key}", None, p.log)
-    chunker = functools.partial(chunk_arrow, config=p.chunker)
+    # Workers encode the chunks for the store when it can take them so (and no vectors are
+    # computed here): the main process then forwards bytes.
+    encode = (
+        p.store.encode_chunks
+        if isinstance(p.store, EncodingChunkStore) and p.embedder is None
+        else None
+    )
+    chunker = functools.partial(chunk_arrow, config=p.chunker, encode=encode)
     for (docs, previous, _), results, cpu in p.pool.lookahead(
         _planned_batches(p, part, uids, force, report),
         chunker,
@@ -341,7 +348,7 @@ def _write_chunked(
     if not chunked:
         return 0, []
     failures: list[Failure] = []
-    chunks = [c for item in chunked for c in item.chunks]
+    chunks = [c for item in chunked for c in item.chunks]  # none when the workers encoded them
     vectors = None
     if p.embedder is not None:
         t = time.perf_counter()
@@ -352,8 +359,12 @@ def _write_chunked(
             return 0, [_failure(item, exc, "embed") for item in chunked]
         report.timed("embed", t)
     t = time.perf_counter()
+    store = p.store
     try:
-        failed = p.store.upsert(chunks, vectors)
+        if chunked[0].encoded and isinstance(store, EncodingChunkStore):
+            failed = store.upsert_encoded(b"".join(item.encoded for item in chunked))
+        else:
+            failed = store.upsert(chunks, vectors)
     except Exception as exc:  # the store refused the whole batch, after its own retries
         report.timed("store", t)
         return 0, [_failure(item, exc, "store") for item in chunked]
@@ -367,20 +378,20 @@ def _write_chunked(
         u
         for item in ok
         if item.uid in previous
-        for u in set(previous[item.uid].chunk_uuids) - {c.uuid for c in item.chunks}
+        for u in set(previous[item.uid].chunk_uuids) - set(item.chunk_uuids)
     ]
     report.chunks_deleted += p.store.delete(stale) if stale else 0
     report.timed("store", t)
     t = time.perf_counter()
     p.registry.record_written(
         p.store.target,
-        [(i.uid, i.source, i.ingest_date, i.content_hash, [c.uuid for c in i.chunks]) for i in ok],
+        [(i.uid, i.source, i.ingest_date, i.content_hash, i.chunk_uuids) for i in ok],
         chunker_version=CHUNKER_VERSION,
         embedder_id=p.embedder_id,
         run_id=p.run_id,
     )
     report.timed("ledger", t)
-    report.chunks_written += sum(len(i.chunks) for i in ok)
+    report.chunks_written += sum(len(i.chunk_uuids) for i in ok)
     return len(ok), failures
 
 

@@ -370,7 +370,7 @@ def _recompute_sample(
             continue
         assert isinstance(item, ChunkedItem)
         tally.sampled_documents += 1
-        if {c.uuid for c in item.chunks} != set(by_uid[item.uid].ledger_uuids):
+        if set(item.chunk_uuids) != set(by_uid[item.uid].ledger_uuids):
             tally.recomputed_mismatch.add([item.uid])
         for chunk in stored[item.uid]:
             if count_tokens(chunk.properties.get("text") or "") != chunk.properties.get("tokens"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -70,7 +70,10 @@ class ChunkedItem(PicklesByFields):
     source: str
     ingest_date: str
     content_hash: str
+    chunk_uuids: list[str]
+    # The chunks, or, when the store takes them pre-encoded, empty and ``encoded`` holds them.
     chunks: list[Chunk]
+    encoded: bytes = b""
 
 
 def normalize_items(items: list[RawItem]) -> list[NormalizedItem | Failure]:
@@ -115,20 +118,36 @@ def normalize_to_arrow(items: list[RawItem]) -> list[pa.RecordBatch | Failure]:
     return [pa.RecordBatch.from_pylist(normalized, schema=NORMALIZED_SCHEMA), *failures]
 
 
-def chunk_arrow(rows: pa.Buffer, config: ChunkerConfig) -> list[ChunkedItem | Failure]:
+def chunk_arrow(
+    rows: pa.Buffer,
+    config: ChunkerConfig,
+    encode: Callable[[Sequence[Chunk]], bytes] | None = None,
+) -> list[ChunkedItem | Failure]:
     """``chunk_rows`` over normalized rows sent as an Arrow IPC stream (see ``arrow_slices``)."""
-    return chunk_rows(pa.ipc.open_stream(rows).read_all().to_pylist(), config)
+    return chunk_rows(pa.ipc.open_stream(rows).read_all().to_pylist(), config, encode)
 
 
-def chunk_rows(rows: list[dict[str, Any]], config: ChunkerConfig) -> list[ChunkedItem | Failure]:
+def chunk_rows(
+    rows: list[dict[str, Any]],
+    config: ChunkerConfig,
+    encode: Callable[[Sequence[Chunk]], bytes] | None = None,
+) -> list[ChunkedItem | Failure]:
+    """Each row's chunks, or, given the store's ``encode``, the chunks encoded for it (a
+    document that cannot be encoded fails alone)."""
     out: list[ChunkedItem | Failure] = []
     for row in rows:
         try:
             doc = Document.from_row(row)
             chunks = chunk_document(doc, config)
-            out.append(
-                ChunkedItem(doc.uid, doc.source, row["ingest_date"], row["content_hash"], chunks)
-            )
+            uuids = [c.uuid for c in chunks]
+            ingest_date, content_hash = row["ingest_date"], row["content_hash"]
+            if encode is None:
+                item = ChunkedItem(doc.uid, doc.source, ingest_date, content_hash, uuids, chunks)
+            else:
+                item = ChunkedItem(
+                    doc.uid, doc.source, ingest_date, content_hash, uuids, [], encode(chunks)
+                )
+            out.append(item)
         except Exception as exc:
             out.append(
                 Failure.from_exception(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from reingest_assets.domain.document import Chunk
 
@@ -54,3 +54,16 @@ class ChunkStore(Protocol):
         check needs, without reading the chunks themselves."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class EncodingChunkStore(ChunkStore, Protocol):
+    """A store whose bulk format worker processes can produce: the pipeline then has the
+    workers encode each document's chunks (``encode_chunks``, a picklable module-level function)
+    and the main process only forwards the bytes, instead of unpickling chunk objects and
+    formatting every row itself. Used when the pipeline computes no vectors."""
+
+    encode_chunks: Callable[[Sequence[Chunk]], bytes]
+
+    def upsert_encoded(self, payload: bytes) -> dict[str, str]:
+        """``upsert`` of chunks given as the concatenated ``encode_chunks`` of documents."""

@@ -7,7 +7,7 @@ searchable text). The index is the setting's: turned off, an existing one is dro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -35,8 +35,44 @@ COLUMNS = (
 )
 
 
+def encode_rows(chunks: Sequence[Chunk]) -> bytes:
+    """The chunks as lines of COPY's text format, in COLUMNS order, with no vector: what
+    ``upsert_encoded`` sends. Pure, so worker processes run it."""
+    lines = []
+    for c in chunks:
+        fields = (
+            c.uuid,
+            _copy_text(c.parent_uid),
+            _copy_text(c.source),
+            _copy_text(c.title),
+            _copy_text(c.text),
+            _COPY_NULL if c.section is None else _copy_text(c.section),
+            _COPY_NULL if c.published_at is None else _copy_text(c.published_at),
+            _COPY_NULL if c.year is None else str(c.year),
+            str(c.tokens),
+            str(c.n_sentences),
+            repr(float(c.quality_total)),
+            _copy_text(orjson.dumps(c.meta).decode()),
+            _COPY_NULL,
+        )
+        lines.append("\t".join(fields))
+    return ("\n".join(lines) + "\n").encode()
+
+
+_COPY_NULL = "\\N"
+
+
+def _copy_text(value: str) -> str:
+    # COPY's text format: backslash, newline, carriage return and the delimiter are escaped.
+    return (
+        value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    )
+
+
 class PgVectorChunkStore(PgClient):
     name = "pgvector"
+    # The workers' encoding of chunks for upsert_encoded (see EncodingChunkStore).
+    encode_chunks = staticmethod(encode_rows)
 
     def __init__(
         self,
@@ -146,6 +182,22 @@ class PgVectorChunkStore(PgClient):
         if not chunks:
             return {}
         rows = [_row(c, vectors[i] if vectors is not None else None) for i, c in enumerate(chunks)]
+
+        def write(copy: psycopg.Copy) -> None:
+            for row in rows:
+                copy.write_row(row)
+
+        self._copy_upsert(write)
+        return {}
+
+    @retried
+    def upsert_encoded(self, payload: bytes) -> dict[str, str]:
+        """``upsert`` of rows from ``encode_rows``, sent as they are."""
+        if payload:
+            self._copy_upsert(lambda copy: copy.write(payload))
+        return {}
+
+    def _copy_upsert(self, write: Callable[[psycopg.Copy], None]) -> None:
         if self._copy_first:
             try:
                 with (
@@ -155,9 +207,8 @@ class PgVectorChunkStore(PgClient):
                         sql.SQL("COPY {} ({}) FROM STDIN").format(self.table, self._cols)
                     ) as copy,
                 ):
-                    for row in rows:
-                        copy.write_row(row)
-                return {}
+                    write(copy)
+                return
             except psycopg.errors.UniqueViolation:
                 self._copy_first = False
         with self.conn.transaction(), self.conn.cursor() as cur:
@@ -168,8 +219,7 @@ class PgVectorChunkStore(PgClient):
                 ).format(self.table)
             )
             with cur.copy(sql.SQL("COPY chunks_in ({}) FROM STDIN").format(self._cols)) as copy:
-                for row in rows:
-                    copy.write_row(row)
+                write(copy)
             cur.execute(
                 sql.SQL(
                     "INSERT INTO {t} ({cols}) SELECT {cols} FROM chunks_in"
@@ -183,7 +233,6 @@ class PgVectorChunkStore(PgClient):
                     ),
                 )
             )
-        return {}
 
     @retried
     def delete(self, uuids: Sequence[str]) -> int:
