@@ -148,6 +148,8 @@ def test_first_load_builds_the_full_text_index_when_the_run_ends(
 ) -> None:
     import psycopg
 
+    pipeline.store = PgVectorChunkStore(pg_url, fulltext=True)
+    pipeline.store.ensure_schema()
     for pmid in range(1, 6):
         corpus.put_record(record(pmid))
     run(pipeline)
@@ -157,27 +159,27 @@ def test_first_load_builds_the_full_text_index_when_the_run_ends(
             "SELECT count(*) FROM reingest.document_chunk_v2"
             " WHERE to_tsvector('simple', text) @@ to_tsquery('simple', 'spirometry')"
         ).fetchone()
-        indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes").fetchall()}
     assert hits is not None and hits[0] == 5
-    assert "document_chunk_v2_fts_idx" in indexes
+    assert fts_indexed(pg_url)
 
 
 def test_the_full_text_index_follows_the_setting(
     pipeline: Pipeline, corpus: Corpus, pg_url: str
 ) -> None:
-    import psycopg
-
-    def fts_indexed() -> bool:
-        with psycopg.connect(pg_url) as conn:
-            names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes").fetchall()}
-        return "document_chunk_v2_fts_idx" in names
-
     corpus.put_record(record(1))
     run(pipeline)
     pipeline.close()
-    assert fts_indexed()
-    for fulltext in (False, True):
+    assert not fts_indexed(pg_url)  # off by default
+    for fulltext in (True, False):
         store = PgVectorChunkStore(pg_url, fulltext=fulltext)
         store.ensure_schema()
         store.close()
-        assert fts_indexed() is fulltext
+        assert fts_indexed(pg_url) is fulltext
+
+
+def fts_indexed(pg_url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes").fetchall()}
+    return "document_chunk_v2_fts_idx" in names

@@ -82,6 +82,7 @@ class BenchResult:
     peak_rss_mb: float
     db_peak_rss_mb: float
     generate_seconds: float
+    pgvector_fulltext: bool
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +94,7 @@ class BenchResult:
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "db_peak_rss_mb": round(self.db_peak_rss_mb, 1),
             "generate_seconds": round(self.generate_seconds, 1),
+            "pgvector_fulltext": self.pgvector_fulltext,
             "full": self.full,
             "noop": self.noop,
             "cpus": os.cpu_count(),
@@ -154,6 +156,7 @@ def run_benchmark(
             peak_rss_mb=memory.peak_tree / 2**20,
             db_peak_rss_mb=memory.peak_db / 2**20,
             generate_seconds=generate_seconds,
+            pgvector_fulltext=stack.settings.pgvector_fulltext,
         )
     finally:
         if owned:

@@ -533,6 +533,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"{key:<24}{result[key]:,}")
         print(f"{'full stage seconds':<24}{result['full']['stage_seconds']}")
         print(f"{'noop stage seconds':<24}{result['noop']['stage_seconds']}")
+        print(f"{'pgvector full-text index':<24}{'on' if result['pgvector_fulltext'] else 'off'}")
     return 0
 
 

@@ -65,7 +65,7 @@ class ChunkStoreResource(ConfigurableResource):
 
     kind: str = Field(default="pgvector", description="pgvector | weaviate")
     pgvector_fulltext: bool = Field(
-        default=True, description="pgvector: a GIN full-text index on the chunk text"
+        default=False, description="pgvector: a GIN full-text index on the chunk text"
     )
     weaviate_http_host: str = "localhost"
     weaviate_http_port: int = 8080

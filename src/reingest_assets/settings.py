@@ -73,10 +73,10 @@ class Settings:
     bucket: str = field(default_factory=lambda: _env("BUCKET", "reingest"))
     s3_endpoint_url: str = field(default_factory=lambda: _env("S3_ENDPOINT_URL", ""))
     s3_region: str = field(default_factory=lambda: _env("S3_REGION", "us-east-1"))
-    # pgvector: a GIN full-text index on the chunk text, like Weaviate's searchable text. It
-    # costs about as much server CPU as writing the chunks; off, the table has no such index.
+    # pgvector: a GIN full-text index on the chunk text, like Weaviate's searchable text. Off by
+    # default: nothing here queries it, and it costs as much database CPU as writing the chunks.
     pgvector_fulltext: bool = field(
-        default_factory=lambda: _env_choice("PGVECTOR_FULLTEXT", "on", ("on", "off")) == "on"
+        default_factory=lambda: _env_choice("PGVECTOR_FULLTEXT", "off", ("on", "off")) == "on"
     )
     store: str = field(
         default_factory=lambda: _env_choice("STORE", "pgvector", ("pgvector", "weaviate"))

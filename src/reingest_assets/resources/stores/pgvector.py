@@ -1,7 +1,7 @@
 """DocumentChunk_v2 in Postgres with pgvector: the local (embedded) chunk store.
 
 Same properties as the Weaviate collection, a nullable vector column (filled only when an
-embedder is configured) and, unless turned off, a full-text index over the text (Weaviate's
+embedder is configured) and, when turned on, a full-text index over the text (Weaviate's
 searchable text). The index is the setting's: turned off, an existing one is dropped.
 """
 
@@ -80,7 +80,7 @@ class PgVectorChunkStore(PgClient):
         *,
         table: str = "document_chunk_v2",
         schema: str = "reingest",
-        fulltext: bool = True,
+        fulltext: bool = False,
     ):
         super().__init__(url)
         self.fulltext = fulltext
