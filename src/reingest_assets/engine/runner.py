@@ -261,10 +261,14 @@ def _normalized_batches(
                 f"no normalized documents for partition {part.key} ({part.normalized_uri}): "
                 "materialize normalized_documents for it first"
             )
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=p.batch_size):
-            if wanted is not None:
-                batch = batch.filter(pc.is_in(batch.column("uid"), value_set=wanted))
-            yield batch
+        parquet = pq.ParquetFile(path)
+        # Row group by row group: ParquetFile.iter_batches holds on to Arrow memory as it goes
+        # (+100 MB over a million documents), read_row_group does not.
+        for group in range(parquet.num_row_groups):
+            for batch in parquet.read_row_group(group).to_batches(max_chunksize=p.batch_size):
+                if wanted is not None:
+                    batch = batch.filter(pc.is_in(batch.column("uid"), value_set=wanted))
+                yield batch
 
 
 def chunk_partition(
