@@ -18,7 +18,6 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,7 +32,7 @@ from reingest_assets.engine.workers import (
     normalize_items,
 )
 from reingest_assets.resources.object_store import ObjectStore
-from reingest_assets.resources.registry import LedgerEntry, Registry, RegistryRow
+from reingest_assets.resources.registry import Registry, RegistryRow
 from reingest_assets.resources.stores import ChunkStore, StoredChunk
 
 SAMPLE_LIMIT = 10  # offender ids kept per kind of problem
@@ -257,45 +256,27 @@ def _check_run(
     sample: _Reservoir,
 ) -> None:
     """The documents ``run_id`` wrote in the partition (its ledger rows): the store holds
-    exactly their chunks, compared by id. The store's ids of one page are read (on the store's
-    connection, in a thread) while the registry reads the next page: two database round trips
-    at a time instead of one after the other."""
-    pages = registry.iter_ledger(
+    exactly their chunks, compared by id."""
+    for entries in registry.iter_ledger(
         store.target,
         source=part.source,
         ingest_date=part.ingest_date,
         run_id=run_id,
         batch_size=batch_size,
-    )
-
-    def ids_of(entries: list[LedgerEntry]) -> set[tuple[str, str]]:
-        return set(store.fetch_ids([e.uid for e in entries]))
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch-ids") as reader:
-        pending: tuple[list[LedgerEntry], Future[set[tuple[str, str]]]] | None = None
-        for entries in pages:
-            if pending is not None:
-                _compare_page(tally, pending[0], pending[1].result(), sample)
-            pending = (entries, reader.submit(ids_of, entries))
-        if pending is not None:
-            _compare_page(tally, pending[0], pending[1].result(), sample)
-
-
-def _compare_page(
-    tally: _Tally, entries: list[LedgerEntry], actual: set[tuple[str, str]], sample: _Reservoir
-) -> None:
-    tally.documents += len(entries)
-    if actual == {(u, e.uid) for e in entries for u in e.chunk_uuids}:  # the common case
-        tally.ledger_documents += len(entries)
-        tally.chunks += len(actual)
+    ):
+        tally.documents += len(entries)
+        actual = set(store.fetch_ids([e.uid for e in entries]))
+        if actual == {(u, e.uid) for e in entries for u in e.chunk_uuids}:  # the common case
+            tally.ledger_documents += len(entries)
+            tally.chunks += len(actual)
+            for entry in entries:
+                sample.offer(_Sampled(entry.uid, entry.chunk_uuids))
+            continue
+        stored: dict[str, set[str]] = defaultdict(set)
+        for uuid, parent_uid in actual:
+            stored[parent_uid].add(uuid)
         for entry in entries:
-            sample.offer(_Sampled(entry.uid, entry.chunk_uuids))
-        return
-    stored: dict[str, set[str]] = defaultdict(set)
-    for uuid, parent_uid in actual:
-        stored[parent_uid].add(uuid)
-    for entry in entries:
-        _compare(tally, entry.uid, entry.chunk_uuids, stored.get(entry.uid, set()), sample)
+            _compare(tally, entry.uid, entry.chunk_uuids, stored.get(entry.uid, set()), sample)
 
 
 def _compare(
