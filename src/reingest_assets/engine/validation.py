@@ -30,6 +30,7 @@ from reingest_assets.engine.workers import (
     NormalizedItem,
     chunk_rows,
     normalize_items,
+    slices,
 )
 from reingest_assets.resources.object_store import ObjectStore
 from reingest_assets.resources.registry import Registry, RegistryRow
@@ -198,7 +199,7 @@ def validate_partition(
     else:
         sample = _Reservoir(max(sample_size, content_sample), rng)
         _check_run(tally, registry, store, part, batch_size, run_id, sample)
-        for page in _pages([s.uid for s in sample.items], batch_size):
+        for page in slices([s.uid for s in sample.items], batch_size):
             _check_chunks(tally, list(store.fetch(page)), chunker.max_tokens)
     tally.ledger_without_registry.add(
         registry.removed_documents(store.target, part.source, part.ingest_date)
@@ -291,11 +292,6 @@ def _compare(
         tally.missing_chunks.add(sorted(expected - actual))
     tally.orphan_chunks.add(sorted(actual - expected))
     sample.offer(_Sampled(uid, ledger_uuids))
-
-
-def _pages(items: list[str], size: int) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _partition_rows(
