@@ -14,6 +14,8 @@ import psycopg
 import pytest
 
 from reingest_assets.resources.embedded_pg import embedded_postgres_url
+from weaviate_server import FakeWeaviate, Faults
+from weaviate_target import WeaviateTarget, weaviate_target
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -51,3 +53,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real PubMed records not found at {SHARED_DATA} (../shared/data)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[WeaviateTarget]:
+    """The Weaviate the Weaviate tests run against: the fake server, or WEAVIATE_URL's."""
+    with weaviate_target() as t:
+        yield t
+
+
+@pytest.fixture
+def fake(target: WeaviateTarget) -> Iterator[FakeWeaviate]:
+    """The fake server with no faults and no recorded calls (skips against a live server)."""
+    if target.fake is None:
+        pytest.skip("fault injection needs the fake server (WEAVIATE_URL is set)")
+    target.fake.faults = Faults()
+    target.fake.calls.clear()
+    yield target.fake
+    target.fake.faults = Faults()

@@ -9,13 +9,7 @@ import pytest
 from reingest_assets.resources.stores import ChunkStore
 from reingest_assets.resources.stores.weaviate import WeaviateChunkStore
 from store_contract import StoreContract
-from weaviate_target import WeaviateTarget, weaviate_target
-
-
-@pytest.fixture(scope="module")
-def target() -> Iterator[WeaviateTarget]:
-    with weaviate_target() as t:
-        yield t
+from weaviate_target import WeaviateTarget
 
 
 class TestWeaviateContract(StoreContract):

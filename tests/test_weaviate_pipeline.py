@@ -35,24 +35,9 @@ from reingest_assets.resources.stores.weaviate import (
     alias_target,
 )
 from weaviate_server import FakeWeaviate, Faults
-from weaviate_target import WeaviateTarget, weaviate_target
+from weaviate_target import WeaviateTarget
 
 MakeStore = Callable[..., WeaviateChunkStore]
-
-
-@pytest.fixture(scope="module")
-def target() -> Iterator[WeaviateTarget]:
-    with weaviate_target() as t:
-        yield t
-
-
-@pytest.fixture
-def fake(target: WeaviateTarget) -> Iterator[FakeWeaviate]:
-    if target.fake is None:
-        pytest.skip("fault injection needs the fake server (WEAVIATE_URL is set)")
-    target.fake.faults = Faults()
-    yield target.fake
-    target.fake.faults = Faults()
 
 
 @pytest.fixture

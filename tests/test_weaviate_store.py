@@ -27,24 +27,9 @@ from reingest_assets.resources.weaviate_connection import (
 )
 from store_contract import make_chunks
 from weaviate_server import FakeWeaviate, Faults
-from weaviate_target import LIVE_URL, WeaviateTarget, fake_settings, weaviate_target
+from weaviate_target import LIVE_URL, WeaviateTarget, fake_settings
 
 MakeStore = Callable[..., WeaviateChunkStore]
-
-
-@pytest.fixture(scope="module")
-def target() -> Iterator[WeaviateTarget]:
-    with weaviate_target() as t:
-        yield t
-
-
-@pytest.fixture
-def fake(target: WeaviateTarget) -> FakeWeaviate:
-    if target.fake is None:
-        pytest.skip("fault injection needs the fake server (WEAVIATE_URL is set)")
-    target.fake.faults = Faults()
-    target.fake.calls.clear()
-    return target.fake
 
 
 @pytest.fixture
