@@ -365,7 +365,8 @@ def _write_chunked(
     t = time.perf_counter()
     store = p.store
     try:
-        if chunked[0].encoded and isinstance(store, EncodingChunkStore):
+        if chunked[0].encoded:  # the workers encoded them for this store (chunk_partition)
+            assert isinstance(store, EncodingChunkStore)
             failed = store.upsert_encoded(b"".join(item.encoded for item in chunked))
         else:
             failed = store.upsert(chunks, vectors)
