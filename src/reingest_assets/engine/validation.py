@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig, count_tokens
+from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig, count_tokens_reference
 from reingest_assets.domain.failures import Failure
 from reingest_assets.domain.ids import chunk_uuid
 from reingest_assets.engine.runner import Partition, fetch_raw
@@ -55,7 +55,8 @@ CHECKS: dict[str, tuple[Severity, str]] = {
     ),
     "token_bounds": (
         "error",
-        "every chunk has text and between 1 and max_tokens tokens (recounted on the sample)",
+        "every chunk has text and between 1 and max_tokens tokens (recounted on the sample by "
+        "tiktoken itself)",
     ),
     "title_once": ("error", "the [Title] header appears in the first chunk of a document only"),
     "metadata_present": (
@@ -376,7 +377,8 @@ def _recompute_sample(
         if set(item.chunk_uuids) != set(by_uid[item.uid].ledger_uuids):
             tally.recomputed_mismatch.add([item.uid])
         for chunk in stored[item.uid]:
-            if count_tokens(chunk.properties.get("text") or "") != chunk.properties.get("tokens"):
+            text = chunk.properties.get("text") or ""
+            if count_tokens_reference(text) != chunk.properties.get("tokens"):
                 tally.token_count_mismatch.add([chunk.uuid])
 
 
