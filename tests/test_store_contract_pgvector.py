@@ -54,3 +54,30 @@ def test_chunks_encoded_by_workers_store_exactly_what_upsert_stores(pg_url: str)
         assert store.count() == len(chunks)
     finally:
         store.close()
+
+
+def test_a_large_write_leaves_the_table_with_planner_statistics(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without statistics the planner scans the whole table for every "parent_uid = ANY(...)"
+    # page of the checks that follow a first load.
+    monkeypatch.setattr("reingest_assets.resources.stores.pgvector.ANALYZE_AFTER_ROWS", 6)
+    store = PgVectorChunkStore(pg_url)
+    store.ensure_schema()
+    try:
+
+        def analyzed() -> bool:
+            row = store.conn.execute(
+                "SELECT reltuples >= 0 FROM pg_class"
+                " WHERE oid = 'reingest.document_chunk_v2'::regclass"
+            ).fetchone()
+            return bool(row and row[0])
+
+        store.upsert(make_chunks("pubmed:1", 5))
+        store.finish()
+        assert not analyzed()  # a small write leaves statistics to autovacuum
+        store.upsert_encoded(PgVectorChunkStore.encode_chunks(make_chunks("pubmed:2", 1)))
+        store.finish()
+        assert analyzed()
+    finally:
+        store.close()

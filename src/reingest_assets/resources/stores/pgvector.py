@@ -69,6 +69,13 @@ def _copy_text(value: str) -> str:
     )
 
 
+# A store session that wrote this many rows runs ANALYZE when it finishes. A first load leaves
+# the table without statistics, and the planner then estimates "parent_uid = ANY(1,000 uids)" as
+# the whole table and scans all of it, for every page of the checks that run seconds later
+# (autovacuum gets there, but only minutes later).
+ANALYZE_AFTER_ROWS = 10_000
+
+
 class PgVectorChunkStore(PgClient):
     name = "pgvector"
     # The workers' encoding of chunks for upsert_encoded (see EncodingChunkStore).
@@ -92,6 +99,7 @@ class PgVectorChunkStore(PgClient):
         self._fts_index = f"{table}_fts_idx"
         self._fts_deferred = False
         self._copy_first = True
+        self._rows_written = 0
 
     @retried
     def ensure_schema(self) -> None:
@@ -157,10 +165,14 @@ class PgVectorChunkStore(PgClient):
 
     @retried
     def finish(self) -> None:
-        """Build what a first load deferred. Idempotent."""
+        """Build what a first load deferred, and refresh statistics after a large write.
+        Idempotent."""
         if self._fts_deferred:
             self._create_fts_index()
             self._fts_deferred = False
+        if self._rows_written >= ANALYZE_AFTER_ROWS:
+            self.conn.execute(sql.SQL("ANALYZE {}").format(self.table))
+            self._rows_written = 0
 
     def close(self) -> None:
         try:
@@ -187,17 +199,17 @@ class PgVectorChunkStore(PgClient):
             for row in rows:
                 copy.write_row(row)
 
-        self._copy_upsert(write)
+        self._copy_upsert(write, len(rows))
         return {}
 
     @retried
     def upsert_encoded(self, payload: bytes) -> dict[str, str]:
         """``upsert`` of rows from ``encode_rows``, sent as they are."""
         if payload:
-            self._copy_upsert(lambda copy: copy.write(payload))
+            self._copy_upsert(lambda copy: copy.write(payload), payload.count(b"\n"))
         return {}
 
-    def _copy_upsert(self, write: Callable[[psycopg.Copy], None]) -> None:
+    def _copy_upsert(self, write: Callable[[psycopg.Copy], None], rows: int) -> None:
         if self._copy_first:
             try:
                 with (
@@ -208,6 +220,7 @@ class PgVectorChunkStore(PgClient):
                     ) as copy,
                 ):
                     write(copy)
+                self._rows_written += rows
                 return
             except psycopg.errors.UniqueViolation:
                 self._copy_first = False
@@ -233,6 +246,7 @@ class PgVectorChunkStore(PgClient):
                     ),
                 )
             )
+        self._rows_written += rows
 
     @retried
     def delete(self, uuids: Sequence[str]) -> int:
