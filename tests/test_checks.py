@@ -3,6 +3,8 @@ naming the offenders, on one whose chunks were deleted behind the pipeline's bac
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,9 @@ from reingest_assets.assets import document_chunks_v2, normalized_documents
 from reingest_assets.checks import document_chunks_v2_validation
 from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.engine.runner import Partition
-from reingest_assets.engine.validation import validate_partition
+from reingest_assets.engine.validation import _Reservoir, validate_partition
 from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry import LedgerEntry, Registry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 
 KEY = "2026-11-03|pubmed"
@@ -224,3 +226,22 @@ def test_a_runs_checks_cover_every_chunk_id_it_wrote_and_the_content_of_a_sample
 
     everything = checks(content_sample=10)
     assert everything["token_bounds"].counts["over_max_tokens"] == 10 * chunks_per_doc[0] - 1
+
+
+def test_the_content_sample_is_uniform_over_the_written_documents() -> None:
+    entries = [
+        LedgerEntry(f"pubmed:{i}", "pubmed", "2026-11-01", "h", "c", "e", []) for i in range(50)
+    ]
+    picked: Counter[str] = Counter()
+    for seed in range(4000):
+        sample = _Reservoir(5, random.Random(seed))
+        for page in (entries[:3], entries[3:20], entries[20:21], entries[21:]):  # pages vary
+            sample.offer(page)
+        assert len({e.uid for e in sample.items}) == 5
+        picked.update(e.uid for e in sample.items)
+    # each document is in 5/50 of the samples: 400 of 4,000, standard deviation 19
+    assert set(picked) == {e.uid for e in entries}
+    assert all(300 < n < 500 for n in picked.values()), picked.most_common(3)
+    small = _Reservoir(5, random.Random(0))
+    small.offer(entries[:3])
+    assert small.items == entries[:3]

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
+import weakref
 from pathlib import Path
 
 import pytest
 
 from pipeline_support import PART, Corpus, make_pipeline, record, store_snapshot
 from reingest_assets.domain.ids import chunk_uuid
-from reingest_assets.engine.runner import Pipeline, chunk_partition, normalize_partition
+from reingest_assets.engine.runner import (
+    Pipeline,
+    chunk_partition,
+    heap_frozen,
+    normalize_partition,
+)
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 
 
@@ -183,3 +190,18 @@ def fts_indexed(pg_url: str) -> bool:
     with psycopg.connect(pg_url) as conn:
         names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes").fetchall()}
     return "document_chunk_v2_fts_idx" in names
+
+
+def test_a_run_keeps_the_old_heap_out_of_collections_and_collects_its_own_garbage() -> None:
+    class Node:
+        other: Node
+
+    with heap_frozen():
+        assert gc.get_freeze_count() > 0
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle made during the run
+        alive = weakref.ref(a)
+        del a, b
+        gc.collect()
+        assert alive() is None
+    assert gc.get_freeze_count() == 0  # nothing stays frozen after the run

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from reingest_assets.domain.failures import Failure
+from reingest_assets.resources.pg import text_array
 from reingest_assets.resources.registry import Registry
 
 
@@ -48,3 +53,13 @@ def test_writing_a_document_resolves_its_open_failure(pg_url: str) -> None:
         "SELECT resolved_run_id FROM reingest.ingestion_failures WHERE uid = 'pubmed:2'"
     ).fetchall()
     assert resolved == [("r2",)]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(st.text(st.characters(exclude_characters="\x00")), max_size=8))
+def test_keys_passed_as_an_array_literal_arrive_unchanged(
+    pg_server: str, values: list[str]
+) -> None:
+    with psycopg.connect(pg_server) as conn:
+        row = conn.execute("SELECT %s::text[]", (text_array(values),)).fetchone()
+    assert row is not None and row[0] == values

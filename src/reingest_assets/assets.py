@@ -31,6 +31,7 @@ from reingest_assets.engine.runner import (
     Pipeline,
     StageReport,
     chunk_partition,
+    heap_frozen,
     normalize_partition,
 )
 from reingest_assets.partitions import build_partitions
@@ -133,11 +134,12 @@ def _observe_each(
 
 @contextmanager
 def _pipeline(context: AssetExecutionContext, reingest: ReingestResource) -> Iterator[Pipeline]:
-    pipeline = reingest.pipeline(context.run.run_id, context.log.info)
-    try:
-        yield pipeline
-    finally:
-        pipeline.close()
+    with heap_frozen():
+        pipeline = reingest.pipeline(context.run.run_id, context.log.info)
+        try:
+            yield pipeline
+        finally:
+            pipeline.close()
 
 
 def _run_stage(

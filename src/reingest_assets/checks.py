@@ -34,7 +34,7 @@ from dagster import (
 
 from reingest_assets.assets import PARTITIONS, SETTINGS, document_chunks_v2
 from reingest_assets.dagster_resources import ReingestResource
-from reingest_assets.engine.runner import Partition
+from reingest_assets.engine.runner import Partition, heap_frozen
 from reingest_assets.engine.validation import CHECKS, CheckOutcome, validate_partition
 
 CHECK_SPECS = [
@@ -84,24 +84,25 @@ def document_chunks_v2_validation(
         document_chunks_v2.key
         in context.op_execution_context.job_def.asset_layer.selected_asset_keys
     )
-    pipeline = reingest.pipeline(context.run.run_id, context.log.info)
-    try:
-        for key in context.partition_keys:
-            report = validate_partition(
-                pipeline.registry,
-                pipeline.store,
-                pipeline.objects,
-                Partition.from_key(key),
-                chunker=pipeline.chunker,
-                sample_size=SETTINGS.validation_sample,
-                content_sample=SETTINGS.validation_content_sample,
-                max_failure_rate=SETTINGS.max_failure_rate,
-                batch_size=pipeline.batch_size,
-                run_id=context.run.run_id if materializing else None,
-            )
-            context.log.info(f"validation {key}: {'passed' if report.passed else 'FAILED'}")
-            for outcome in report.checks:
-                if AssetCheckKey(document_chunks_v2.key, outcome.name) in selected:
-                    yield _evaluation(key, outcome)
-    finally:
-        pipeline.close()
+    with heap_frozen():
+        pipeline = reingest.pipeline(context.run.run_id, context.log.info)
+        try:
+            for key in context.partition_keys:
+                report = validate_partition(
+                    pipeline.registry,
+                    pipeline.store,
+                    pipeline.objects,
+                    Partition.from_key(key),
+                    chunker=pipeline.chunker,
+                    sample_size=SETTINGS.validation_sample,
+                    content_sample=SETTINGS.validation_content_sample,
+                    max_failure_rate=SETTINGS.max_failure_rate,
+                    batch_size=pipeline.batch_size,
+                    run_id=context.run.run_id if materializing else None,
+                )
+                context.log.info(f"validation {key}: {'passed' if report.passed else 'FAILED'}")
+                for outcome in report.checks:
+                    if AssetCheckKey(document_chunks_v2.key, outcome.name) in selected:
+                        yield _evaluation(key, outcome)
+        finally:
+            pipeline.close()

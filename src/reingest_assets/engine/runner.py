@@ -7,9 +7,11 @@ The CLI, the benchmark and the Dagster assets all drive these functions.
 from __future__ import annotations
 
 import functools
+import gc
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,19 @@ class Partition:
     @property
     def normalized_uri(self) -> str:
         return f"normalized/source={self.source}/ingest_date={self.ingest_date}/documents.parquet"
+
+
+@contextmanager
+def heap_frozen() -> Iterator[None]:
+    """Keep the objects that exist now out of the cyclic garbage collector until the block
+    ends. In a Dagster run they are the code location and the instance, hundreds of thousands
+    of objects that live as long as the process, and every full collection rescanned them: a
+    third of the checks' time at 100,000 documents. Not nestable (unfreeze thaws all)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @dataclass

@@ -15,9 +15,10 @@ load, for checks of properties the chunker gives by construction.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,7 +34,7 @@ from reingest_assets.engine.workers import (
     slices,
 )
 from reingest_assets.resources.object_store import ObjectStore
-from reingest_assets.resources.registry import Registry, RegistryRow
+from reingest_assets.resources.registry import LedgerEntry, Registry, RegistryRow
 from reingest_assets.resources.stores import ChunkStore, StoredChunk
 
 SAMPLE_LIMIT = 10  # offender ids kept per kind of problem
@@ -125,29 +126,36 @@ class PartitionValidation:
         }
 
 
-@dataclass(frozen=True)
-class _Sampled:
-    uid: str
-    ledger_uuids: list[str]
-
-
 class _Reservoir:
-    """A uniform random sample of at most ``size`` of the documents offered, in O(size)."""
+    """A uniform random sample of at most ``size`` of the ledger entries offered, in O(size)
+    memory. Algorithm L: it draws random numbers only for the entries it takes, about
+    size * log(offered / size) of them, not one per document."""
 
     def __init__(self, size: int, rng: random.Random) -> None:
         self.size = size
         self.rng = rng
-        self.items: list[_Sampled] = []
-        self.seen = 0
+        self.items: list[LedgerEntry] = []
+        self.offered = 0
+        self._weight = 1.0
+        self._next = size - 1  # the last filling entry, then (see _advance) the next to take
 
-    def offer(self, item: _Sampled) -> None:
-        self.seen += 1
-        if len(self.items) < self.size:
-            self.items.append(item)
-        else:
-            slot = self.rng.randrange(self.seen)
-            if slot < self.size:
-                self.items[slot] = item
+    def offer(self, entries: Sequence[LedgerEntry]) -> None:
+        start = self.offered
+        self.offered += len(entries)
+        room = min(self.size - len(self.items), len(entries))
+        if room > 0:
+            self.items += entries[:room]
+            if len(self.items) == self.size:
+                self._advance()
+        while self.size and self._next < self.offered:
+            self.items[self.rng.randrange(self.size)] = entries[self._next - start]
+            self._advance()
+
+    def _advance(self) -> None:
+        # 1 - random() is in (0, 1]: log never sees 0.
+        self._weight *= math.exp(math.log(1.0 - self.rng.random()) / self.size)
+        skip = math.floor(math.log(1.0 - self.rng.random()) / math.log1p(-self._weight))
+        self._next += skip + 1
 
 
 @dataclass
@@ -245,7 +253,7 @@ def _check_partition(
                     tally.missing_documents.add([uid])
                 tally.orphan_chunks.add(sorted(actual))
             else:
-                _compare(tally, uid, entry.chunk_uuids, actual, sample)
+                _compare(tally, entry, actual, sample)
 
 
 def _check_run(
@@ -271,28 +279,25 @@ def _check_run(
         if actual == {(u, e.uid) for e in entries for u in e.chunk_uuids}:  # the common case
             tally.ledger_documents += len(entries)
             tally.chunks += len(actual)
-            for entry in entries:
-                sample.offer(_Sampled(entry.uid, entry.chunk_uuids))
+            sample.offer(entries)
             continue
         stored: dict[str, set[str]] = defaultdict(set)
         for uuid, parent_uid in actual:
             stored[parent_uid].add(uuid)
         for entry in entries:
-            _compare(tally, entry.uid, entry.chunk_uuids, stored.get(entry.uid, set()), sample)
+            _compare(tally, entry, stored.get(entry.uid, set()), sample)
 
 
-def _compare(
-    tally: _Tally, uid: str, ledger_uuids: list[str], actual: set[str], sample: _Reservoir
-) -> None:
+def _compare(tally: _Tally, entry: LedgerEntry, actual: set[str], sample: _Reservoir) -> None:
     """A document the ledger holds: its stored chunks must be the ledger's."""
     tally.chunks += len(actual)
     tally.ledger_documents += 1
-    expected = set(ledger_uuids)
+    expected = set(entry.chunk_uuids)
     if expected - actual:
-        tally.documents_missing_chunks.add([uid])
+        tally.documents_missing_chunks.add([entry.uid])
         tally.missing_chunks.add(sorted(expected - actual))
     tally.orphan_chunks.add(sorted(actual - expected))
-    sample.offer(_Sampled(uid, ledger_uuids))
+    sample.offer([entry])
 
 
 def _partition_rows(
@@ -343,7 +348,7 @@ def _recompute_sample(
     store: ChunkStore,
     objects: ObjectStore,
     part: Partition,
-    sample: list[_Sampled],
+    sample: list[LedgerEntry],
     chunker: ChunkerConfig,
 ) -> None:
     """Fetch, normalize and chunk the sampled documents again, in memory: their UUIDs must be
@@ -374,7 +379,7 @@ def _recompute_sample(
             continue
         assert isinstance(item, ChunkedItem)
         tally.sampled_documents += 1
-        if set(item.chunk_uuids) != set(by_uid[item.uid].ledger_uuids):
+        if set(item.chunk_uuids) != set(by_uid[item.uid].chunk_uuids):
             tally.recomputed_mismatch.add([item.uid])
         for chunk in stored[item.uid]:
             text = chunk.properties.get("text") or ""

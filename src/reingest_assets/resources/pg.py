@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
 import orjson
@@ -19,6 +19,13 @@ from reingest_assets.resources.redaction import redact
 P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
+
+
+def text_array(values: Iterable[str]) -> str:
+    """A text[] literal of ``values``, passed as ``%s::text[]``: psycopg's list dumper costs
+    about 7 ms for a page of 1,000 keys, on every query that looks a page up."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
 
 
 class PgClient:
