@@ -1,4 +1,5 @@
-"""Shared fixtures: a real embedded Postgres per test process, a fresh database per test."""
+"""Shared fixtures: a real embedded Postgres per test process, a fresh database per test; the
+pipeline, corpus and Dagster resource over it (each closed after the test); the Weaviate target."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from reingest_assets.dagster_resources import ReingestResource
+from reingest_assets.engine.runner import Pipeline
 from reingest_assets.resources.embedded_pg import embedded_postgres_url
+from support.modes import make_corpus, make_resource
+from support.pipeline import Corpus, make_pipeline
+from support.weaviate_target import WeaviateTarget, weaviate_target
 from weaviate_server import FakeWeaviate, Faults
-from weaviate_target import WeaviateTarget, weaviate_target
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -46,6 +51,28 @@ def pg_url(pg_server: str) -> Iterator[str]:
     yield with_database(pg_server, name)
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def reingest(pg_url: str, tmp_path: Path) -> ReingestResource:
+    """The Dagster resource over the test database and a local object store in tmp_path."""
+    return make_resource(pg_url, tmp_path)
+
+
+@pytest.fixture
+def corpus(pg_url: str, tmp_path: Path) -> Iterator[Corpus]:
+    """An empty registry (migrated) and the object store the ``reingest`` resource reads."""
+    c = make_corpus(pg_url, tmp_path)
+    yield c
+    c.registry.close()
+
+
+@pytest.fixture
+def pipeline(pg_url: str, tmp_path: Path) -> Iterator[Pipeline]:
+    """An engine pipeline over the test database and the same object store as ``corpus``."""
+    p = make_pipeline(pg_url, tmp_path / "objects")
+    yield p
+    p.close()
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from dagster import DagsterInstance, materialize
 from dagster._core.definitions.observe import observe  # not re-exported at the top level
 from dagster._core.storage.tags import (
@@ -12,35 +9,10 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from pipeline_support import Corpus, record, store_snapshot
 from reingest_assets.assets import document_chunks_v2, normalized_documents, raw_documents
-from reingest_assets.dagster_resources import (
-    ChunkStoreResource,
-    ObjectStoreResource,
-    PostgresResource,
-    ReingestResource,
-)
+from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.definitions import defs
-from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.registry import Registry
-
-
-@pytest.fixture
-def reingest(pg_url: str, tmp_path: Path) -> ReingestResource:
-    return ReingestResource(
-        postgres=PostgresResource(url=pg_url),
-        object_store=ObjectStoreResource(kind="local", local_root=str(tmp_path / "objects")),
-        chunk_store=ChunkStoreResource(kind="pgvector"),
-        batch_size=25,
-        workers=1,
-    )
-
-
-@pytest.fixture
-def corpus(pg_url: str, tmp_path: Path) -> Corpus:
-    registry = Registry(pg_url)
-    registry.migrate()
-    return Corpus(registry, LocalObjectStore(tmp_path / "objects"))
+from support.pipeline import Corpus, record, store_snapshot
 
 
 def test_definitions_load_with_the_partitioned_chain() -> None:

@@ -12,8 +12,6 @@ import psycopg
 import pytest
 from dagster import AssetSelection, DagsterInstance, materialize
 
-from modes_support import make_corpus, make_resource
-from pipeline_support import Corpus, record, store_snapshot
 from reingest_assets.assets import document_chunks_v2, normalized_documents
 from reingest_assets.checks import document_chunks_v2_validation
 from reingest_assets.dagster_resources import ReingestResource
@@ -22,22 +20,19 @@ from reingest_assets.engine.validation import _Reservoir, validate_partition
 from reingest_assets.resources.local_store import LocalObjectStore
 from reingest_assets.resources.registry import LedgerEntry, Registry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
+from support.modes import make_corpus, make_resource
+from support.pipeline import Corpus, record, store_snapshot
 
 KEY = "2026-11-03|pubmed"
 ASSETS = [normalized_documents, document_chunks_v2, document_chunks_v2_validation]
 
 
 @pytest.fixture
-def reingest(pg_url: str, tmp_path: Path) -> ReingestResource:
-    return make_resource(pg_url, tmp_path)
-
-
-@pytest.fixture
-def corpus(pg_url: str, tmp_path: Path) -> Corpus:
-    c = make_corpus(pg_url, tmp_path)
+def corpus(corpus: Corpus) -> Corpus:
+    """The shared corpus with 30 documents of 3 to 27 sentences."""
     for pmid in range(1, 31):
-        c.put_record(record(pmid, sentences=3 + pmid % 25))
-    return c
+        corpus.put_record(record(pmid, sentences=3 + pmid % 25))
+    return corpus
 
 
 def evaluations(result: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from reingest_assets.cli import PROGRESS_LINE, main
 from reingest_assets.engine.progress import Progress
 from support.s3 import moto_s3_server
-from weaviate_target import weaviate_target
+from support.weaviate_target import weaviate_target
 
 SETTINGS_EXIT = 2
 

@@ -17,20 +17,20 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fault_support import (
+from reingest_assets.resources.local_store import LocalObjectStore
+from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
+from support.faults import (
     expected_chunks,
     ledger_consistent_with_store,
     own_postgres,
     register_corpus,
     stored_chunks,
 )
-from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.registry import Registry
-from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 
 DOCS = 2000
 BATCH = 50
-ENGINE_RUN = Path(__file__).with_name("engine_run.py")
+ENGINE_RUN = Path(__file__).parent / "support" / "engine_run.py"
 
 
 class EngineProcess:

@@ -9,10 +9,10 @@ from typing import Any
 import psycopg
 from dagster import DagsterInstance, materialize
 
-from modes_support import failures, ledger, make_corpus, make_resource
-from pipeline_support import record, store_snapshot
 from reingest_assets.assets import document_chunks_v2, normalized_documents
 from reingest_assets.dagster_resources import ReingestResource
+from support.modes import failures, ledger, make_corpus, make_resource
+from support.pipeline import record, store_snapshot
 
 KEY = "2026-11-03|pubmed"
 

@@ -8,9 +8,6 @@ import json
 import weakref
 from pathlib import Path
 
-import pytest
-
-from pipeline_support import PART, Corpus, make_pipeline, record, store_snapshot
 from reingest_assets.domain.ids import chunk_uuid
 from reingest_assets.engine.runner import (
     Pipeline,
@@ -19,16 +16,7 @@ from reingest_assets.engine.runner import (
     normalize_partition,
 )
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
-
-
-@pytest.fixture
-def pipeline(pg_url: str, tmp_path: Path) -> Pipeline:
-    return make_pipeline(pg_url, tmp_path / "objects")
-
-
-@pytest.fixture
-def corpus(pipeline: Pipeline) -> Corpus:
-    return Corpus(pipeline.registry, pipeline.objects)  # type: ignore[arg-type]
+from support.pipeline import PART, Corpus, make_pipeline, record, store_snapshot
 
 
 def run(pipeline: Pipeline, **kwargs: object) -> tuple[dict[str, object], dict[str, object]]:

@@ -13,7 +13,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from fault_support import (
+from reingest_assets.domain.document import Chunk
+from reingest_assets.engine.runner import Pipeline, chunk_partition, normalize_partition
+from reingest_assets.resources.local_store import LocalObjectStore
+from reingest_assets.resources.s3_store import S3ObjectStore
+from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
+from support.faults import (
     PART,
     expected_chunks,
     ledger_consistent_with_store,
@@ -22,12 +27,7 @@ from fault_support import (
     stored_chunks,
     wait_until_up,
 )
-from pipeline_support import make_pipeline
-from reingest_assets.domain.document import Chunk
-from reingest_assets.engine.runner import Pipeline, chunk_partition, normalize_partition
-from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.s3_store import S3ObjectStore
-from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
+from support.pipeline import make_pipeline
 from support.s3 import (
     Fault,
     connection_reset,

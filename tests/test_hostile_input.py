@@ -14,22 +14,12 @@ import psycopg
 import pytest
 import zstandard
 
-from pipeline_support import DAY, PART, Corpus, make_pipeline, record, store_snapshot
 from reingest_assets.engine.runner import Partition, Pipeline, chunk_partition, normalize_partition
+from support.pipeline import DAY, PART, Corpus, record, store_snapshot
 
 SECRET = "TOP-SECRET-CONTENT"
 REMOTE = "http://127.0.0.1:9/evil.dtd"
 EVIL_SOURCE = "pubmed'; DROP TABLE documents;--"
-
-
-@pytest.fixture
-def pipeline(pg_url: str, tmp_path: Path) -> Pipeline:
-    return make_pipeline(pg_url, tmp_path / "objects")
-
-
-@pytest.fixture
-def corpus(pipeline: Pipeline) -> Corpus:
-    return Corpus(pipeline.registry, pipeline.objects)  # type: ignore[arg-type]
 
 
 def run(p: Pipeline, part: Partition = PART) -> tuple[dict[str, Any], dict[str, Any]]:

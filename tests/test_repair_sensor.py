@@ -20,12 +20,12 @@ from dagster import (
     materialize,
 )
 
-from modes_support import failures, ledger, make_corpus, make_resource
-from pipeline_support import Corpus, record
 from reingest_assets.assets import document_chunks_v2, normalized_documents
 from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.jobs import repair_job
 from reingest_assets.sensors import repair_sensor
+from support.modes import failures, ledger, make_resource
+from support.pipeline import Corpus, record
 
 KEY = "2026-11-03|pubmed"
 
@@ -39,11 +39,6 @@ def instance() -> Iterator[DagsterInstance]:
 @pytest.fixture
 def reingest(pg_url: str, tmp_path: Path) -> ReingestResource:
     return make_resource(pg_url, tmp_path, max_attempts=3)
-
-
-@pytest.fixture
-def corpus(pg_url: str, tmp_path: Path) -> Corpus:
-    return make_corpus(pg_url, tmp_path)
 
 
 def definitions(reingest: ReingestResource) -> Definitions:

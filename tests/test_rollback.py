@@ -7,11 +7,11 @@ from pathlib import Path
 
 from dagster import DagsterInstance, Definitions, materialize
 
-from modes_support import ledger, make_corpus, make_resource
-from pipeline_support import record, store_snapshot
 from reingest_assets.assets import document_chunks_v2, normalized_documents
 from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.jobs import rollback_job
+from support.modes import ledger, make_corpus, make_resource
+from support.pipeline import record, store_snapshot
 
 
 def run(reingest: ReingestResource, instance: DagsterInstance, key: str) -> str:

@@ -12,7 +12,6 @@ from dagster import DagsterInstance, Definitions, materialize
 from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._serdes import serialize_value
 
-from pipeline_support import Corpus, record
 from reingest_assets.assets import document_chunks_v2, normalized_documents
 from reingest_assets.definitions import build_resources
 from reingest_assets.resources.local_store import LocalObjectStore
@@ -20,6 +19,7 @@ from reingest_assets.resources.pg import PgClient
 from reingest_assets.resources.redaction import redact
 from reingest_assets.resources.registry import Registry
 from reingest_assets.settings import Settings
+from support.pipeline import Corpus, record
 
 DB_PASSWORD = "Hunter2-DB-SECRET"
 API_KEY = "wv-API-KEY-SECRET"

@@ -9,7 +9,7 @@ import pytest
 
 from reingest_assets.resources.stores import ChunkStore, EncodingChunkStore
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
-from store_contract import StoreContract, make_chunks
+from support.store_contract import StoreContract, make_chunks
 
 
 class TestPgVectorContract(StoreContract):

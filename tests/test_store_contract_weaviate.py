@@ -8,8 +8,8 @@ import pytest
 
 from reingest_assets.resources.stores import ChunkStore
 from reingest_assets.resources.stores.weaviate import WeaviateChunkStore
-from store_contract import StoreContract
-from weaviate_target import WeaviateTarget
+from support.store_contract import StoreContract
+from support.weaviate_target import WeaviateTarget
 
 
 class TestWeaviateContract(StoreContract):

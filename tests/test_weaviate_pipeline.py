@@ -16,8 +16,6 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, Definitions, materialize
 
-from modes_support import failures, ledger, make_corpus
-from pipeline_support import PART, Corpus, record
 from reingest_assets.assets import document_chunks_v2, normalized_documents
 from reingest_assets.dagster_resources import (
     ChunkStoreResource,
@@ -34,8 +32,10 @@ from reingest_assets.resources.stores.weaviate import (
     WeaviateChunkStore,
     alias_target,
 )
+from support.modes import failures, ledger, make_corpus
+from support.pipeline import PART, Corpus, record
+from support.weaviate_target import WeaviateTarget
 from weaviate_server import FakeWeaviate, Faults
-from weaviate_target import WeaviateTarget
 
 MakeStore = Callable[..., WeaviateChunkStore]
 

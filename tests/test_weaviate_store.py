@@ -25,9 +25,9 @@ from reingest_assets.resources.weaviate_connection import (
     WeaviateUnavailableError,
     connect,
 )
-from store_contract import make_chunks
+from support.store_contract import make_chunks
+from support.weaviate_target import LIVE_URL, WeaviateTarget, fake_settings
 from weaviate_server import FakeWeaviate, Faults
-from weaviate_target import LIVE_URL, WeaviateTarget, fake_settings
 
 MakeStore = Callable[..., WeaviateChunkStore]
 

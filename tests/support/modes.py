@@ -8,7 +8,6 @@ from typing import Any
 
 import psycopg
 
-from pipeline_support import Corpus
 from reingest_assets.dagster_resources import (
     ChunkStoreResource,
     ObjectStoreResource,
@@ -17,6 +16,7 @@ from reingest_assets.dagster_resources import (
 )
 from reingest_assets.resources.local_store import LocalObjectStore
 from reingest_assets.resources.registry import Registry
+from support.pipeline import Corpus
 
 
 def make_resource(pg_url: str, root: Path, **kwargs: Any) -> ReingestResource:

@@ -1,6 +1,6 @@
 """One engine run of a partition in its own process, for the crash test to SIGKILL.
 
-    python tests/engine_run.py URL OBJECTS_ROOT RUN_ID BATCH_SIZE
+    python tests/support/engine_run.py URL OBJECTS_ROOT RUN_ID BATCH_SIZE
 
 Prints ``first-fetch`` when the run fetches its first raw object (its first useful work, after
 start-up and skipping what the ledger already holds), then one JSON line per stage report.
