@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,11 @@ import psycopg
 import pytest
 import zstandard
 
+from reingest_assets.domain import limits
+from reingest_assets.engine.retry import is_transient
 from reingest_assets.engine.runner import Partition, Pipeline, chunk_partition, normalize_partition
+from reingest_assets.preflight import explain
+from reingest_assets.settings import Settings
 from support.pipeline import DAY, PART, Corpus, record, store_snapshot
 
 SECRET = "TOP-SECRET-CONTENT"
@@ -149,3 +154,82 @@ def test_sql_metacharacters_in_source_and_partition_key_are_only_parameters(
         (documents,) = conn.execute("SELECT count(*) FROM documents").fetchone()  # type: ignore[misc]
         (ledger,) = conn.execute("SELECT count(*) FROM reingest.ledger").fetchone()  # type: ignore[misc]
     assert (documents, ledger) == (6, 5)
+
+
+# -- isolation: one document's failure is that document's, never its batch's or its source's --
+
+
+# uid "pubmed:<2,643 digits>": 2,650 bytes, which fit the registry's indexes but not the
+# ledger's. Random digits: Postgres compresses an index row that repeats itself.
+LONG_PMID = int("".join(random.Random(16).choices("123456789", k=2643)))
+
+
+def put_long_record(p: Pipeline) -> str:
+    """The record of LONG_PMID (whose PMID is too long for a file name) at a short key."""
+    uri = "s3://reingest/raw/pubmed/long.json.gz"
+    p.objects.put(uri, gzip.compress(json.dumps(record(LONG_PMID)).encode()))
+    return register_uri(p, LONG_PMID, uri)
+
+
+def ledger_and_chunks(url: str) -> tuple[set[str], set[str]]:
+    with psycopg.connect(url) as conn:
+        ledger = {u for (u,) in conn.execute("SELECT uid FROM reingest.ledger").fetchall()}
+        chunks = {
+            u
+            for (u,) in conn.execute(
+                "SELECT DISTINCT parent_uid FROM reingest.document_chunk_v2"
+            ).fetchall()
+        }
+    return ledger, chunks
+
+
+def test_an_overlong_registry_uid_is_refused_up_front_and_the_source_goes_on(
+    pipeline: Pipeline, corpus: Corpus, pg_url: str
+) -> None:
+    for pmid in range(1, 21):
+        corpus.put_record(record(pmid))
+    long_uid = put_long_record(pipeline)
+
+    for attempt in range(2):  # and the next run neither crashes nor retries it
+        norm, chunks = run(pipeline)
+        assert chunks["docs_written"] == (20 if attempt == 0 else 0)
+
+    stage, kind, message = open_failures(pg_url)[long_uid]
+    assert (stage, kind) == ("fetch", "data")
+    assert "uid is 2650 bytes, over the 1024-byte limit" in message
+    ledger, with_chunks = ledger_and_chunks(pg_url)
+    assert ledger == with_chunks == {f"pubmed:{p}" for p in range(1, 21)}
+    assert norm["docs_skipped"] == 21  # the refused document is not fetched again
+
+
+def test_a_row_the_ledger_refuses_fails_alone_and_leaves_no_chunks(
+    pipeline: Pipeline, corpus: Corpus, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the up-front check (raised here), the ledger's own index refuses the uid after its
+    chunks were written: the batch is split until that document is alone, its chunks go, and
+    the rest of the batch lands."""
+    monkeypatch.setattr(limits, "MAX_UID_BYTES", 10_000)
+    for pmid in range(1, 21):
+        corpus.put_record(record(pmid))
+    long_uid = put_long_record(pipeline)
+    pipeline.batch_size = 100  # all in one batch
+
+    _, chunks = run(pipeline)
+
+    assert chunks["docs_written"] == 20 and chunks["docs_failed"] == 1
+    stage, kind, message = open_failures(pg_url)[long_uid]
+    assert (stage, kind) == ("store", "data")
+    assert "index row size" in message and "ledger_partition_uid_idx" in message
+    ledger, with_chunks = ledger_and_chunks(pg_url)
+    assert ledger == with_chunks == {f"pubmed:{p}" for p in range(1, 21)}
+
+
+def test_the_cli_names_a_refused_statement_not_a_connection_problem() -> None:
+    error = psycopg.errors.ProgramLimitExceeded(
+        'index row size 2712 exceeds btree version 4 maximum 2704 for index "x"'
+    )
+    message = explain(error, Settings())
+    assert message is not None
+    assert "refused a statement" in message and "index row size 2712" in message
+    assert "connect" not in message and "REINGEST_HOME" not in message
+    assert not is_transient(error)

@@ -95,8 +95,19 @@ def _explain_one(error: BaseException, settings: Settings) -> str | None:
     return None
 
 
+# SQLSTATE classes of a connection that could not be made or kept: connection exceptions,
+# authorization, operator intervention (shutdown, starting up), no such database.
+_CONNECTION_SQLSTATE_CLASSES = ("08", "28", "57", "3D")
+
+
 def _database(error: psycopg.OperationalError, settings: Settings) -> str:
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if error.sqlstate and error.sqlstate[:2] not in _CONNECTION_SQLSTATE_CLASSES:
+        # The server answered, and refused a statement: not a connection problem.
+        return (
+            f"the database refused a statement ({type(error).__name__}, SQLSTATE "
+            f"{error.sqlstate}): {reason}"
+        )
     if settings.database_url:
         where = redact(settings.database_url, settings.database_url)
         return (

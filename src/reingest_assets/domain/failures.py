@@ -69,6 +69,21 @@ class Failure(PicklesByFields):
         )
 
 
+# SQLSTATE classes a database raises for what one row holds, not for the server's state: data
+# exceptions (22: a value out of range, bad encoding), integrity constraints (23) and program
+# limits (54: an index row too large for its btree).
+_ROW_SQLSTATE_CLASSES = ("22", "23", "54")
+
+
+def is_row_error(exc: BaseException) -> bool:
+    """Whether a store or ledger write failed for what a row holds (so some document in the
+    batch is to blame and the others can be written without it), not for the service."""
+    if isinstance(exc, DocumentError):
+        return exc.kind == "data"
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in _ROW_SQLSTATE_CLASSES
+
+
 def object_not_found(uri: str) -> DocumentError:
     """A registered document whose raw object is missing. Transient, not data: uploading the
     object fixes it without changing the registry's content hash, so the repair sensor must

@@ -88,6 +88,8 @@ def is_transient(exc: BaseException) -> bool:
         exc, psycopg.errors.InvalidAuthorizationSpecification | psycopg.errors.InvalidPassword
     ):
         return False  # bad credentials (OperationalErrors too) stay bad
+    if isinstance(exc, psycopg.errors.ProgramLimitExceeded):
+        return False  # a row too large for an index (an OperationalError too) stays too large
     # OperationalError covers a lost or refused connection, admin shutdown, statement timeout,
     # and (as subclasses) serialization failures and deadlocks: all worth a retry.
     return isinstance(exc, ConnectionError | TimeoutError | psycopg.OperationalError)

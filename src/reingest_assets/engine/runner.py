@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig
-from reingest_assets.domain.failures import DocumentError, Failure
+from reingest_assets.domain.failures import DocumentError, Failure, is_row_error
+from reingest_assets.domain.limits import registry_refusal
 from reingest_assets.engine.progress import Progress
 from reingest_assets.engine.workers import (
     NORMALIZED_SCHEMA,
@@ -182,9 +183,26 @@ def fetch_raw(
     objects: ObjectStore, rows: list[RegistryRow], ingest_date: str
 ) -> tuple[list[RawItem], list[Failure]]:
     """The rows' raw objects (fetched concurrently by the store), and a ``fetch`` failure for
-    each one that could not be had."""
+    each one that could not be had or whose registry values the pipeline cannot store."""
     items: list[RawItem] = []
     failures: list[Failure] = []
+    storable = []
+    for row in rows:
+        refusal = registry_refusal(row.uid, row.source)
+        if refusal is None:
+            storable.append(row)
+        else:
+            failures.append(
+                Failure.from_exception(
+                    refusal,
+                    uid=row.uid,
+                    source=row.source,
+                    ingest_date=ingest_date,
+                    stage="fetch",
+                    content_hash=row.content_hash,
+                )
+            )
+    rows = storable
     for row, (_, result) in zip(rows, objects.get_many(r.s3_raw_uri for r in rows), strict=True):
         if isinstance(result, BaseException):
             failures.append(
@@ -363,10 +381,55 @@ def _write_chunked(
     previous: dict[str, LedgerEntry],
     report: StageReport,
 ) -> tuple[int, list[Failure]]:
-    """Write a batch's documents; returns (documents written, store/embed failures)."""
+    """Write a batch's documents; returns (documents written, store/embed failures).
+
+    A write refused for what a row holds (an index row too large, a value out of range) is
+    some document's fault: the batch is split in halves until that document is alone, and it
+    becomes a failure with none of its chunks or ledger row left behind, while the others are
+    written. Errors of the service itself (after the adapters' retries) stop the run."""
     if not chunked:
         return 0, []
     failures: list[Failure] = []
+    return _write_isolating(p, chunked, previous, report, failures), failures
+
+
+def _write_isolating(
+    p: Pipeline,
+    chunked: list[ChunkedItem],
+    previous: dict[str, LedgerEntry],
+    report: StageReport,
+    failures: list[Failure],
+) -> int:
+    try:
+        return _write_batch(p, chunked, previous, report, failures)
+    except Exception as exc:
+        if not is_row_error(exc):
+            raise
+        if len(chunked) == 1:
+            item = chunked[0]
+            # Upserted chunks (and stale ones deleted) before the ledger refused the row: the
+            # document goes wholly, so no chunk is left without its ledger row.
+            p.store.delete_parents([item.uid])
+            p.registry.forget(p.store.target, [item.uid])
+            failures.append(_failure(item, DocumentError("store", _one_line(exc)), "store"))
+            return 0
+        half = len(chunked) // 2
+        return _write_isolating(p, chunked[:half], previous, report, failures) + (
+            _write_isolating(p, chunked[half:], previous, report, failures)
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _write_batch(
+    p: Pipeline,
+    chunked: list[ChunkedItem],
+    previous: dict[str, LedgerEntry],
+    report: StageReport,
+    failures: list[Failure],
+) -> int:
     chunks = [c for item in chunked for c in item.chunks]  # none when the workers encoded them
     vectors = None
     if p.embedder is not None:
@@ -375,7 +438,8 @@ def _write_chunked(
             vectors = p.embedder.embed([c.text for c in chunks])
         except Exception as exc:
             report.timed("embed", t)
-            return 0, [_failure(item, exc, "embed") for item in chunked]
+            failures += [_failure(item, exc, "embed") for item in chunked]
+            return 0
         report.timed("embed", t)
     t = time.perf_counter()
     store = p.store
@@ -387,13 +451,11 @@ def _write_chunked(
             failed = store.upsert(chunks, vectors)
     except Exception as exc:  # the store refused the whole batch, after its own retries
         report.timed("store", t)
-        return 0, [_failure(item, exc, "store") for item in chunked]
+        if is_row_error(exc):
+            raise
+        failures += [_failure(item, exc, "store") for item in chunked]
+        return 0
     ok = [item for item in chunked if item.uid not in failed]
-    failures += [
-        _failure(item, DocumentError("store", failed[item.uid], kind="transient"), "store")
-        for item in chunked
-        if item.uid in failed
-    ]
     stale = [
         u
         for item in ok
@@ -412,7 +474,12 @@ def _write_chunked(
     )
     report.timed("ledger", t)
     report.chunks_written += sum(len(i.chunk_uuids) for i in ok)
-    return len(ok), failures
+    failures += [
+        _failure(item, DocumentError("store", failed[item.uid], kind="transient"), "store")
+        for item in chunked
+        if item.uid in failed
+    ]
+    return len(ok)
 
 
 def _failure(item: ChunkedItem, exc: BaseException, stage: str) -> Failure:
