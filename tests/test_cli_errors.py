@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 
-from reingest_assets.cli import PROGRESS_LINE, main
+from reingest_assets.cli import main
+from reingest_assets.cli.display import PROGRESS_LINE
 from reingest_assets.engine.progress import Progress
 from support.s3 import moto_s3_server
 from support.weaviate_target import weaviate_target

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from reingest_assets.cli import build_parser
+from reingest_assets.cli.parser import build_parser
 
 
 def test_every_mode_has_help() -> None:

@@ -113,7 +113,7 @@ def run_benchmark(
     os.environ["REINGEST_START_DATE"] = first_day.isoformat()
     os.environ.pop("REINGEST_DATABASE_URL", None)
     try:
-        from reingest_assets.cli import QUIET, _summarize
+        from reingest_assets.runs import QUIET, summarize
         from reingest_assets.settings import Settings
         from reingest_assets.stack import (
             load_synthetic_corpus,
@@ -140,7 +140,7 @@ def run_benchmark(
                 run_config=quiet,
                 tags={"reingest/mode": "full"},
             )
-            summary = _summarize(results, time.perf_counter() - t)
+            summary = summarize(results, time.perf_counter() - t)
             summary["stage_seconds"] = _stage_seconds(results)
             summary["step_seconds"] = _step_seconds(results)
             return summary

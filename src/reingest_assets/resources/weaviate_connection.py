@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import reingest_assets.resources.weaviate_import  # noqa: F401  (first: see there)
+
+# isort: split
 import weaviate
 from weaviate import WeaviateClient
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout

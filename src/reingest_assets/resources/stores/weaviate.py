@@ -21,6 +21,9 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal
 
+import reingest_assets.resources.weaviate_import  # noqa: F401  (first: see there)
+
+# isort: split
 from weaviate import WeaviateClient
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject

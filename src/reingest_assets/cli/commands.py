@@ -1,81 +1,28 @@
-"""``reingest``: the operator's command line over the same engine and Dagster job the UI drives."""
+"""The commands. Each imports Dagster, the engine and the stores it needs when it runs, so
+parsing the command line (and ``--help``) stays quick."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from rich.console import Console
-from rich.status import Status
-
-from reingest_assets.settings import Settings
+from reingest_assets.cli.display import ProgressDisplay, print_json, report
+from reingest_assets.runs import QUIET, summarize
 from reingest_assets.stack import (
     Stack,
     load_synthetic_corpus,
     partition_dates,
     prepare_stack,
     run_partitioned_job,
-    run_totals,
 )
-
-# Dagster's console logger at DEBUG prints every event; the CLI prints its own summary.
-QUIET: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-# The engine's progress lines (engine/progress.py), logged every 10 s per partition and stage.
-PROGRESS_LINE = re.compile(r"(?:normalize|chunk) \S+: [\d,]+ docs, .*")
-# Errors a wrong setting causes: the message, and exit status 2 without a traceback.
-SETTINGS_EXIT = 2
-
-
-class ProgressDisplay(logging.Handler):
-    """Progress of in-process runs on stderr: on a terminal one live status line (what runs,
-    then the engine's latest progress line: documents done, rate, ETA); elsewhere each progress
-    line as it comes, at most one per partition stage every 10 s."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.console = Console(stderr=True, highlight=False)
-        self.status: Status | None = None
-
-    @contextmanager
-    def running(self, what: str) -> Iterator[None]:
-        if self.console.is_terminal:
-            self.status = self.console.status(what)
-            self.status.start()
-        try:
-            yield
-        finally:
-            if self.status is not None:
-                self.status.stop()
-                self.status = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        match = PROGRESS_LINE.search(record.getMessage())
-        if match is None:
-            return
-        if self.status is not None:
-            self.status.update(match.group())
-        else:
-            self.console.print(match.group(), markup=False, soft_wrap=True)
-
-    def logger_defs(self) -> dict[str, Any]:
-        """The job's loggers for a CLI run: Dagster's console (quieted by ``QUIET``) and this."""
-        from dagster import LoggerDefinition, colored_console_logger
-
-        progress = logging.Logger("reingest.progress", logging.INFO)
-        progress.addHandler(self)
-        return {"console": colored_console_logger, "progress": LoggerDefinition(lambda _: progress)}
 
 
 def _with_progress(run_config: dict[str, Any] | None) -> dict[str, Any]:
@@ -93,31 +40,6 @@ def _ready_stack() -> Stack:
     return stack
 
 
-def _print_json(obj: dict[str, Any]) -> None:
-    print(json.dumps(obj, sort_keys=True))
-
-
-def _summarize(results: list[Any], seconds: float) -> dict[str, Any]:
-    """Add up the runs' materialization metadata into one summary."""
-    totals = run_totals(results)
-    norm = totals.get("normalized_documents", {})
-    chunks = totals.get("document_chunks_v2", {})
-    docs_in = int(norm.get("docs_in", 0))
-    return {
-        "docs_total": docs_in,
-        "docs_written": int(chunks.get("docs_written", 0)),
-        "docs_skipped": int(norm.get("docs_skipped", 0) + chunks.get("docs_skipped", 0)),
-        "docs_failed": int(norm.get("docs_failed", 0) + chunks.get("docs_failed", 0)),
-        "docs_deleted": int(chunks.get("docs_deleted", 0)),
-        "chunks_written": int(chunks.get("chunks_written", 0)),
-        "chunks_deleted": int(chunks.get("chunks_deleted", 0)),
-        "seconds": round(seconds, 2),
-        "docs_per_minute": round(docs_in / seconds * 60, 1) if seconds else 0.0,
-        "runs": len(results),
-        "runs_succeeded": sum(1 for r in results if r.success),
-    }
-
-
 def cmd_full(args: argparse.Namespace) -> int:
     stack = _ready_stack()
     if args.dry_run:
@@ -130,7 +52,7 @@ def cmd_full(args: argparse.Namespace) -> int:
         force=args.force,
         progress=not args.json,
     )
-    _report(summary, args.json)
+    report(summary, args.json)
     return 0 if summary["runs"] == summary["runs_succeeded"] else 1
 
 
@@ -162,18 +84,7 @@ def _full(
         tags={"reingest/mode": "full"},
         raise_on_error=True,
     )
-    return _summarize(results, time.perf_counter() - started)
-
-
-def _report(summary: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        _print_json(summary)
-        return
-    width = max(len(k) for k in summary)
-    for key, value in summary.items():
-        print(
-            f"{key:<{width}}  {value:,}" if isinstance(value, int) else f"{key:<{width}}  {value}"
-        )
+    return summarize(results, time.perf_counter() - started)
 
 
 def _run_job(
@@ -242,7 +153,7 @@ def _dry_run(stack: Stack, args: argparse.Namespace) -> int:
     totals = {k: sum(int(p[k]) for p in plans) for k in (*counted, "chunks_write", "chunks_delete")}
     ok = all(r.success for r in results)
     if args.json:
-        _print_json({"dry_run": True, "totals": totals, "partitions": plans, "success": ok})
+        print_json({"dry_run": True, "totals": totals, "partitions": plans, "success": ok})
     else:
         for plan in sorted(plans, key=lambda p: str(p["partition"])):
             figures = ", ".join(f"{k.split('_', 1)[1]} {plan[k]:,}" for k in counted[1:])
@@ -250,7 +161,7 @@ def _dry_run(stack: Stack, args: argparse.Namespace) -> int:
                 f"{plan['partition']}  {figures}; chunks write {plan['chunks_write']:,}, "
                 f"delete {plan['chunks_delete']:,}"
             )
-        _report({"partitions": len(plans), **totals}, False)
+        report({"partitions": len(plans), **totals}, False)
         print("dry run: nothing was written")
     return 0 if ok else 1
 
@@ -277,7 +188,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     errors = [r for r in results if not r.success and not r.get_asset_check_evaluations()]
     if args.json:
-        _print_json({"partitions": report, "failed_partitions": failed, "errors": len(errors)})
+        print_json({"partitions": report, "failed_partitions": failed, "errors": len(errors)})
     else:
         for key in sorted(report):
             for name, check in report[key].items():
@@ -347,7 +258,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        _print_json({"target": target, "partitions": rows})
+        print_json({"target": target, "partitions": rows})
         return 0
     columns = list(rows[0]) if rows else []
     print(f"store {target}")
@@ -375,7 +286,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     if not (args.partition or args.run or args.alias_target):
         print("reingest rollback: give --partition, --run or --alias-target", file=sys.stderr)
-        return SETTINGS_EXIT
+        return 2
     _ready_stack()
     config = {
         "partition": args.partition or "",
@@ -393,9 +304,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         return 1
     report = result.output_for_node("rollback_op")
     if args.json:
-        _print_json(report)
+        print_json(report)
     else:
-        _report({k: v for k, v in report.items() if k != "partitions"}, False)
+        report({k: v for k, v in report.items() if k != "partitions"}, False)
         for key, docs in report.get("partitions", {}).items():
             print(f"  {key}: {docs:,} document(s) removed; re-materialize to restore")
     return 0
@@ -415,7 +326,7 @@ def cmd_cutover(args: argparse.Namespace) -> int:
             resources.reingest, f"cutover-{datetime.now(UTC):%Y%m%dT%H%M%S}", lambda _msg: None
         )
     if args.json:
-        _print_json(
+        print_json(
             {
                 "alias": alias,
                 **report.as_dict(),
@@ -473,7 +384,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         force=False,
         progress=not args.json,
     )
-    _report(summary, args.json)
+    report(summary, args.json)
     return 0 if summary["runs"] == summary["runs_succeeded"] else 1
 
 
@@ -507,18 +418,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
             continue
 
 
-def _add_range(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", action="append", help="only this source (repeatable)")
-    parser.add_argument("--since", help="first ingest date, YYYY-MM-DD")
-    parser.add_argument("--until", help="last ingest date, YYYY-MM-DD")
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     from reingest_assets.bench import run_benchmark
 
     result = run_benchmark(args.docs, days=args.days, seed=args.seed).as_dict()
     if args.json:
-        _print_json(result)
+        print_json(result)
     else:
         for key in (
             "docs",
@@ -551,7 +456,7 @@ def cmd_bench_fetch(args: argparse.Namespace) -> int:
         )
     )
     if args.json:
-        _print_json({"results": results})
+        print_json({"results": results})
     else:
         for result in results:
             print(
@@ -564,146 +469,14 @@ def cmd_bench_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="reingest",
-        description="Re-ingest PubMed documents into DocumentChunk_v2 (Dagster code location).",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    demo = sub.add_parser("demo", help="generate a corpus on the embedded stack and run full mode")
-    demo.add_argument("--docs", type=int, default=5000, help="documents to generate (5000)")
-    demo.add_argument("--days", type=int, default=7, help="ingest days to spread them over (7)")
-    demo.add_argument("--seed", type=int, default=0, help="corpus seed (0)")
-    demo.add_argument("--json", action="store_true", help="print one JSON summary")
-    demo.add_argument(
-        "--store",
-        choices=("pgvector", "weaviate"),
-        help="chunk store to write (sets REINGEST_STORE for this command)",
-    )
-    demo.set_defaults(func=cmd_demo)
-
-    full = sub.add_parser("full", help="materialize all (or the selected) partitions")
-    _add_range(full)
-    full.add_argument("--force", action="store_true", help="rewrite unchanged documents too")
-    full.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="plan only: per partition, documents to add/update/skip/delete and chunks to "
-        "write/delete; writes nothing",
-    )
-    full.add_argument("--json", action="store_true", help="print one JSON summary")
-    full.add_argument(
-        "--store",
-        choices=("pgvector", "weaviate"),
-        help="chunk store to write (sets REINGEST_STORE for this command)",
-    )
-    full.set_defaults(func=cmd_full)
-
-    validate = sub.add_parser(
-        "validate", help="run the validation checks alone over the selected partitions"
-    )
-    _add_range(validate)
-    validate.add_argument("--json", action="store_true", help="print one JSON report")
-    validate.set_defaults(func=cmd_validate)
-
-    status = sub.add_parser(
-        "status", help="per-partition state: materialized, failed, stale, open failures"
-    )
-    _add_range(status)
-    status.add_argument("--all", action="store_true", help="list empty partitions too")
-    status.add_argument("--json", action="store_true", help="print JSON")
-    status.set_defaults(func=cmd_status)
-
-    rollback = sub.add_parser(
-        "rollback", help="remove what a partition or a run wrote (store and ledger)"
-    )
-    target = rollback.add_mutually_exclusive_group()
-    target.add_argument("--partition", help="partition key, YYYY-MM-DD|source")
-    target.add_argument("--run", help="Dagster run id")
-    rollback.add_argument(
-        "--alias-target",
-        help="Weaviate alias mode: point the alias back at this collection (alone: only the "
-        "alias moves, nothing is deleted)",
-    )
-    rollback.add_argument("--json", action="store_true", help="print one JSON report")
-    rollback.set_defaults(func=cmd_rollback)
-
-    cutover = sub.add_parser(
-        "cutover",
-        help="Weaviate alias mode: validate every partition, then point the alias at the "
-        "collection written",
-    )
-    cutover.add_argument("--json", action="store_true", help="print one JSON report")
-    cutover.set_defaults(func=cmd_cutover)
-
-    bench = sub.add_parser(
-        "bench",
-        help="benchmark full and incremental mode end to end on a fresh embedded stack",
-    )
-    bench.add_argument("--docs", type=int, default=100_000, help="documents (100000)")
-    bench.add_argument(
-        "--days", type=int, default=1, help="partitions to spread them over (1: one partition)"
-    )
-    bench.add_argument("--seed", type=int, default=0, help="corpus seed (0)")
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.set_defaults(func=cmd_bench)
-
-    bench_fetch = sub.add_parser(
-        "bench-fetch",
-        help="benchmark S3 GETs (lean path vs boto3 get_object) against a stand-in server",
-    )
-    bench_fetch.add_argument("--gets", type=int, default=20_000, help="GETs per path (20000)")
-    bench_fetch.add_argument(
-        "--latency-ms", type=float, default=20.0, help="server latency per request (20)"
-    )
-    bench_fetch.add_argument("--in-flight", type=int, default=64, help="GETs in flight (64)")
-    bench_fetch.add_argument("--size", type=int, default=3000, help="object bytes (3000)")
-    bench_fetch.add_argument(
-        "--path", choices=("both", "lean", "boto3"), default="both", help="what to run (both)"
-    )
-    bench_fetch.add_argument("--json", action="store_true", help="print one JSON object")
-    bench_fetch.set_defaults(func=cmd_bench_fetch)
-
-    dev = sub.add_parser("dev", help="start the Dagster webserver and daemon on the local stack")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=3000)
-    dev.set_defaults(func=cmd_dev)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    from reingest_assets.preflight import explain
-    from reingest_assets.settings import SettingsError
-
-    args = build_parser().parse_args(argv)
-    if not sys.warnoptions:
-        # Dagster's beta/preview/deprecation notices say nothing an operator can act on;
-        # PYTHONWARNINGS (or -W) shows them again.
-        warnings.simplefilter("ignore")
-    if getattr(args, "store", None):
-        # Before anything reads the settings: the Dagster definitions load them on import.
-        os.environ["REINGEST_STORE"] = args.store
-    try:
-        settings = Settings()  # fail early on malformed settings
-    except SettingsError as exc:
-        return _settings_error(str(exc), args)
-    try:
-        return int(args.func(args))
-    except Exception as exc:
-        message = explain(exc, settings)
-        if message is None:
-            raise
-        return _settings_error(message, args)
-
-
-def _settings_error(message: str, args: argparse.Namespace) -> int:
-    """A wrong setting: one message that says what to fix, no traceback."""
-    if getattr(args, "json", False):
-        _print_json({"error": message})
-    print(f"reingest: {message}", file=sys.stderr)
-    return SETTINGS_EXIT
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": cmd_demo,
+    "full": cmd_full,
+    "validate": cmd_validate,
+    "status": cmd_status,
+    "rollback": cmd_rollback,
+    "cutover": cmd_cutover,
+    "bench": cmd_bench,
+    "bench-fetch": cmd_bench_fetch,
+    "dev": cmd_dev,
+}

@@ -1,0 +1,5 @@
+import sys
+
+from reingest_assets.cli.app import main
+
+sys.exit(main())

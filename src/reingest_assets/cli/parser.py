@@ -1,0 +1,110 @@
+"""The command line's arguments. Imports nothing but argparse: ``reingest --help`` stays quick."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _add_range(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", action="append", help="only this source (repeatable)")
+    parser.add_argument("--since", help="first ingest date, YYYY-MM-DD")
+    parser.add_argument("--until", help="last ingest date, YYYY-MM-DD")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reingest",
+        description="Re-ingest PubMed documents into DocumentChunk_v2 (Dagster code location).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="generate a corpus on the embedded stack and run full mode")
+    demo.add_argument("--docs", type=int, default=5000, help="documents to generate (5000)")
+    demo.add_argument("--days", type=int, default=7, help="ingest days to spread them over (7)")
+    demo.add_argument("--seed", type=int, default=0, help="corpus seed (0)")
+    demo.add_argument("--json", action="store_true", help="print one JSON summary")
+    demo.add_argument(
+        "--store",
+        choices=("pgvector", "weaviate"),
+        help="chunk store to write (sets REINGEST_STORE for this command)",
+    )
+
+    full = sub.add_parser("full", help="materialize all (or the selected) partitions")
+    _add_range(full)
+    full.add_argument("--force", action="store_true", help="rewrite unchanged documents too")
+    full.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="plan only: per partition, documents to add/update/skip/delete and chunks to "
+        "write/delete; writes nothing",
+    )
+    full.add_argument("--json", action="store_true", help="print one JSON summary")
+    full.add_argument(
+        "--store",
+        choices=("pgvector", "weaviate"),
+        help="chunk store to write (sets REINGEST_STORE for this command)",
+    )
+
+    validate = sub.add_parser(
+        "validate", help="run the validation checks alone over the selected partitions"
+    )
+    _add_range(validate)
+    validate.add_argument("--json", action="store_true", help="print one JSON report")
+
+    status = sub.add_parser(
+        "status", help="per-partition state: materialized, failed, stale, open failures"
+    )
+    _add_range(status)
+    status.add_argument("--all", action="store_true", help="list empty partitions too")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    rollback = sub.add_parser(
+        "rollback", help="remove what a partition or a run wrote (store and ledger)"
+    )
+    target = rollback.add_mutually_exclusive_group()
+    target.add_argument("--partition", help="partition key, YYYY-MM-DD|source")
+    target.add_argument("--run", help="Dagster run id")
+    rollback.add_argument(
+        "--alias-target",
+        help="Weaviate alias mode: point the alias back at this collection (alone: only the "
+        "alias moves, nothing is deleted)",
+    )
+    rollback.add_argument("--json", action="store_true", help="print one JSON report")
+
+    cutover = sub.add_parser(
+        "cutover",
+        help="Weaviate alias mode: validate every partition, then point the alias at the "
+        "collection written",
+    )
+    cutover.add_argument("--json", action="store_true", help="print one JSON report")
+
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark full and incremental mode end to end on a fresh embedded stack",
+    )
+    bench.add_argument("--docs", type=int, default=100_000, help="documents (100000)")
+    bench.add_argument(
+        "--days", type=int, default=1, help="partitions to spread them over (1: one partition)"
+    )
+    bench.add_argument("--seed", type=int, default=0, help="corpus seed (0)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+
+    bench_fetch = sub.add_parser(
+        "bench-fetch",
+        help="benchmark S3 GETs (lean path vs boto3 get_object) against a stand-in server",
+    )
+    bench_fetch.add_argument("--gets", type=int, default=20_000, help="GETs per path (20000)")
+    bench_fetch.add_argument(
+        "--latency-ms", type=float, default=20.0, help="server latency per request (20)"
+    )
+    bench_fetch.add_argument("--in-flight", type=int, default=64, help="GETs in flight (64)")
+    bench_fetch.add_argument("--size", type=int, default=3000, help="object bytes (3000)")
+    bench_fetch.add_argument(
+        "--path", choices=("both", "lean", "boto3"), default="both", help="what to run (both)"
+    )
+    bench_fetch.add_argument("--json", action="store_true", help="print one JSON object")
+
+    dev = sub.add_parser("dev", help="start the Dagster webserver and daemon on the local stack")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    return parser
