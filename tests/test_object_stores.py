@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from reingest_assets.domain.failures import DocumentError
+from reingest_assets.domain.failures import DocumentError, TransientError
 from reingest_assets.resources.local_store import LocalObjectStore
 from reingest_assets.resources.s3_store import S3ObjectStore
 from support.s3 import (
@@ -280,8 +280,9 @@ def test_s3_permanent_failure_is_one_error_item_among_successes(moto_endpoint: s
     assert results["a"] == b"a"
     assert results["b"] == b"b"
     error = results["bad"]
-    assert isinstance(error, ClientError)
-    assert error.response["Error"]["Code"] == "InternalError"
+    assert isinstance(error, TransientError) and "InternalError" in str(error)
+    assert isinstance(error.__cause__, ClientError)
+    assert error.__cause__.response["Error"]["Code"] == "InternalError"
 
 
 def test_s3_get_many_keeps_at_most_max_in_flight_requests(moto_endpoint: str) -> None:

@@ -1,13 +1,11 @@
-"""Bounded retries with jittered backoff, and which errors count as transient."""
+"""Bounded retries with jittered backoff (which errors count as transient: test_failure_kinds)."""
 
 from __future__ import annotations
 
-import psycopg
 import pytest
-from botocore import exceptions as boto
 
-from reingest_assets.domain.failures import DocumentError
-from reingest_assets.engine.retry import is_transient, retry
+from reingest_assets.domain.failures import is_transient
+from reingest_assets.engine.retry import retry
 
 
 class Flaky:
@@ -61,54 +59,3 @@ def test_retry_does_not_retry_errors_retry_on_rejects() -> None:
     with pytest.raises(ValueError):
         retry(flaky, attempts=5, retry_on=is_transient, sleep=lambda _: None)
     assert flaky.calls == 1
-
-
-def client_error(code: str, status: int) -> boto.ClientError:
-    response = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
-    return boto.ClientError(response, "GetObject")
-
-
-class MarkedTransient(Exception):
-    transient = True
-
-
-@pytest.mark.parametrize(
-    "error",
-    [
-        client_error("SlowDown", 503),
-        client_error("ServiceUnavailable", 503),
-        client_error("InternalError", 500),
-        client_error("Throttling", 400),
-        client_error("RequestTimeout", 400),
-        client_error("SomethingNew", 502),
-        boto.EndpointConnectionError(endpoint_url="http://s3"),
-        boto.ConnectionClosedError(endpoint_url="http://s3"),
-        boto.ReadTimeoutError(endpoint_url="http://s3"),
-        boto.ResponseStreamingError(error="connection broken"),
-        ConnectionResetError("reset by peer"),
-        TimeoutError("timed out"),
-        psycopg.OperationalError("server closed the connection unexpectedly"),
-        psycopg.errors.SerializationFailure("could not serialize access"),
-        MarkedTransient("the adapter says so"),
-    ],
-    ids=repr,
-)
-def test_transient_errors(error: Exception) -> None:
-    assert is_transient(error)
-
-
-@pytest.mark.parametrize(
-    "error",
-    [
-        client_error("NoSuchKey", 404),
-        client_error("AccessDenied", 403),
-        boto.SSLError(endpoint_url="http://s3", error="certificate verify failed"),
-        psycopg.errors.InvalidPassword("password authentication failed"),
-        psycopg.errors.UndefinedTable("no such table"),
-        DocumentError("fetch", "object not found: x"),
-        ValueError("bad JSON"),
-    ],
-    ids=repr,
-)
-def test_permanent_errors(error: Exception) -> None:
-    assert not is_transient(error)

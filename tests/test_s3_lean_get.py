@@ -17,8 +17,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials, RefreshableCredentials
 from botocore.exceptions import ClientError
 
-from reingest_assets.domain.failures import DocumentError
-from reingest_assets.engine.retry import is_transient
+from reingest_assets.domain.failures import ConfigurationError, DocumentError, is_transient
 from reingest_assets.resources import s3_lean_get
 from reingest_assets.resources.s3_store import S3ObjectStore, client_config
 from support.s3 import Fault, fault_proxy, moto_s3_server, s3_client, truncated_body
@@ -109,13 +108,14 @@ def test_missing_object_is_object_not_found(endpoint: str, bucket: str) -> None:
     assert "object not found: raw/absent.json" in caught.value.message
 
 
-def test_missing_bucket_is_a_client_error_not_a_missing_object(endpoint: str) -> None:
+def test_missing_bucket_is_a_configuration_error_not_a_missing_object(endpoint: str) -> None:
     store = S3ObjectStore(s3_client(endpoint), "no-such-bucket-here", base_delay=TINY_DELAY)
     assert store.lean_route() is not None
-    with pytest.raises(ClientError) as caught:
+    with pytest.raises(ConfigurationError) as caught:
         store.get("doc")
-    assert caught.value.response["Error"]["Code"] == "NoSuchBucket"
-    assert not is_transient(caught.value)
+    cause = caught.value.__cause__
+    assert isinstance(cause, ClientError)
+    assert cause.response["Error"]["Code"] == "NoSuchBucket"
 
 
 def test_forbidden_is_a_clear_error_sent_once(endpoint: str, bucket: str) -> None:
@@ -123,13 +123,14 @@ def test_forbidden_is_a_clear_error_sent_once(endpoint: str, bucket: str) -> Non
     denied = Fault("error", f"/{bucket}/secret", status=403, code="AccessDenied")
     with fault_proxy(endpoint, [denied]) as proxy:
         store = lean_store(s3_client(proxy.url), bucket)
-        with pytest.raises(ClientError) as caught:
+        with pytest.raises(ConfigurationError) as caught:
             store.get("secret")
         assert proxy.count("GET", f"/{bucket}/secret") == 1  # not retried
-    error = caught.value
+    error = caught.value.__cause__
+    assert isinstance(error, ClientError)
     assert error.response["Error"]["Code"] == "AccessDenied"
     assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-    assert "AccessDenied" in str(error) and not is_transient(error)
+    assert "AccessDenied" in str(caught.value)
 
 
 def test_oversize_is_refused_from_content_length_and_the_connection_dropped(

@@ -15,6 +15,7 @@ import psycopg
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from dagster import build_resources
 
+from reingest_assets.domain.failures import ConfigurationError
 from reingest_assets.resources.redaction import redact
 from reingest_assets.resources.stores.weaviate import SchemaMismatchError, WeaviateStoreError
 from reingest_assets.resources.weaviate_connection import WeaviateUnavailableError
@@ -90,7 +91,7 @@ def _explain_one(error: BaseException, settings: Settings) -> str | None:
         )
     if isinstance(error, WeaviateUnavailableError):
         return f"{error}\nSet {WEAVIATE_ENDPOINT} to a running Weaviate server."
-    if isinstance(error, WeaviateStoreError):
+    if isinstance(error, WeaviateStoreError | ConfigurationError):
         return str(error)
     return None
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from reingest_assets.domain.failures import ConfigurationError, TransientError
 from reingest_assets.engine.retry import retry
 
 
@@ -28,10 +29,8 @@ class EmbeddingError(RuntimeError):
     """The embedding service refused the input or answered something unusable."""
 
 
-class TransientEmbeddingError(EmbeddingError):
+class TransientEmbeddingError(EmbeddingError, TransientError):
     """Throttled, timed out or a server error: worth another attempt."""
-
-    transient = True
 
 
 class OpenAICompatibleEmbedder:
@@ -113,6 +112,18 @@ class OpenAICompatibleEmbedder:
                 self._sleep(float(retry_after))
             raise TransientEmbeddingError(
                 f"embeddings endpoint answered {response.status_code}: {response.text[:200]}"
+            )
+        if response.status_code in (401, 403):
+            raise ConfigurationError(
+                f"the embeddings endpoint refused the key ({response.status_code}: "
+                f"{response.text[:200]}): check REINGEST_EMBEDDER_API_KEY",
+                setting="REINGEST_EMBEDDER_API_KEY",
+            )
+        if response.status_code == 404:
+            raise ConfigurationError(
+                f"the embeddings endpoint has no model {self.model!r} or no /embeddings "
+                f"({response.text[:200]}): check REINGEST_EMBEDDER_MODEL and REINGEST_EMBEDDER_URL",
+                setting="REINGEST_EMBEDDER_MODEL",
             )
         if response.status_code != 200:
             raise EmbeddingError(

@@ -9,6 +9,12 @@ connections: ~250 µs of CPU per GET instead of boto3's ~2.6 ms), which falls ba
 botocore exceptions, so retries and failure records do not depend on the path.
 Everything else (put, upload_file, download_file, list, delete) is boto3.
 
+Failures: :func:`s3_error_kind` maps botocore's errors onto the kinds of ``domain.failures``
+(throttling, 5xx, timeouts and resets are transient; credentials, permissions, a missing bucket
+or a wrong region are configuration errors). What retries did not fix leaves the store as a
+:class:`TransientError` or a :class:`ConfigurationError` naming the setting, chained to the
+botocore error; a missing object is ``object_not_found``. A new S3 client adds its mapping here.
+
 Retries: every call goes through ``engine.retry`` (exponential backoff, full jitter, bounded),
 so the client's own retries should be modest: with botocore's retries on top, a throttled GET
 would be sent ``attempts x botocore attempts`` times, with botocore's backoff hidden inside
@@ -31,11 +37,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from boto3.exceptions import S3UploadFailedError
+from botocore import exceptions as botocore_exceptions
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from reingest_assets.domain.failures import object_not_found
-from reingest_assets.engine.retry import is_transient, retry
+from reingest_assets.domain.failures import (
+    ConfigurationError,
+    ErrorKind,
+    TransientError,
+    is_transient,
+    object_not_found,
+)
+from reingest_assets.engine.retry import retry
 from reingest_assets.resources.fetch_window import fetch_in_order
 from reingest_assets.resources.object_uri import object_address, object_uri, split_uri
 from reingest_assets.resources.s3_lean_get import LeanGetter, LeanRoute, WrongRegion, too_large
@@ -44,6 +57,51 @@ log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+# S3 and other AWS services answer these when the request may succeed if sent again.
+TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "ServiceUnavailable",
+    }
+)
+CREDENTIALS = "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+# error code -> (what is wrong, the setting to fix)
+_CONFIGURATION_CODES = {
+    **dict.fromkeys(
+        (
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "ExpiredToken",
+            "InvalidToken",
+            "TokenRefreshRequired",
+        ),
+        ("S3 rejected the credentials", CREDENTIALS),
+    ),
+    **dict.fromkeys(
+        ("AccessDenied", "AllAccessDisabled", "AccountProblem", "403", "Forbidden"),
+        (
+            "S3 denied access (without s3:ListBucket a missing key reads as AccessDenied too): "
+            "grant the credentials read and write on the bucket",
+            CREDENTIALS,
+        ),
+    ),
+    **dict.fromkeys(
+        ("NoSuchBucket", "InvalidBucketName"),
+        ("the bucket does not exist at this endpoint", "REINGEST_BUCKET"),
+    ),
+    **dict.fromkeys(
+        ("PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"),
+        ("the bucket is in another region", "REINGEST_S3_REGION"),
+    ),
+}
 
 T = TypeVar("T")
 
@@ -93,7 +151,7 @@ class S3ObjectStore:
 
     def get(self, uri: str) -> bytes:
         bucket, key = object_address(uri, self.bucket)
-        return self._retry(functools.partial(self._get_once, uri, bucket, key))
+        return self._retry(functools.partial(self._get_once, uri, bucket, key), bucket)
 
     def get_many(self, uris: Iterable[str]) -> Iterator[tuple[str, bytes | BaseException]]:
         return fetch_in_order(self.get, uris, max_in_flight=self.max_in_flight)
@@ -111,20 +169,21 @@ class S3ObjectStore:
 
     def put(self, uri: str, data: bytes) -> None:
         bucket, key = object_address(uri, self.bucket)
-        self._retry(functools.partial(self.client.put_object, Bucket=bucket, Key=key, Body=data))
+        self._retry(
+            functools.partial(self.client.put_object, Bucket=bucket, Key=key, Body=data), bucket
+        )
 
     def upload_file(self, uri: str, path: Path) -> None:
         """Multipart above boto3's threshold (8 MiB), so large Parquet files upload in parts."""
         bucket, key = object_address(uri, self.bucket)
-        self._retry(
-            functools.partial(self.client.upload_file, str(path), bucket, key),
-            retry_on=_is_transient_upload_error,
-        )
+        self._retry(functools.partial(self.client.upload_file, str(path), bucket, key), bucket)
 
     def download_file(self, uri: str, path: Path) -> bool:
         bucket, key = object_address(uri, self.bucket)
         try:
-            self._retry(functools.partial(self.client.download_file, bucket, key, str(path)))
+            self._retry(
+                functools.partial(self.client.download_file, bucket, key, str(path)), bucket
+            )
         except ClientError as exc:
             if _is_not_found(exc):
                 return False
@@ -133,7 +192,7 @@ class S3ObjectStore:
 
     def delete(self, uri: str) -> None:
         bucket, key = object_address(uri, self.bucket)
-        self._retry(functools.partial(self.client.delete_object, Bucket=bucket, Key=key))
+        self._retry(functools.partial(self.client.delete_object, Bucket=bucket, Key=key), bucket)
 
     def list(self, prefix: str) -> Iterator[str]:
         bucket, key_prefix = split_uri(prefix, self.bucket)
@@ -144,7 +203,7 @@ class S3ObjectStore:
         }
         while True:
             # Page by page (not a paginator) so a transient error re-asks for one page only.
-            page = self._retry(functools.partial(self.client.list_objects_v2, **request))
+            page = self._retry(functools.partial(self.client.list_objects_v2, **request), bucket)
             for entry in page.get("Contents", []):
                 yield object_uri(bucket, entry["Key"])
             if not page.get("IsTruncated"):
@@ -182,27 +241,79 @@ class S3ObjectStore:
             return data
 
     def _retry(
-        self, call: Callable[[], T], retry_on: Callable[[BaseException], bool] = is_transient
+        self,
+        call: Callable[[], T],
+        bucket: str,
     ) -> T:
-        return retry(
-            call,
-            attempts=self.attempts,
-            base_delay=self.base_delay,
-            retry_on=retry_on,
-            on_retry=_log_retry,
-        )
+        try:
+            return retry(
+                call,
+                attempts=self.attempts,
+                base_delay=self.base_delay,
+                retry_on=lambda exc: s3_error_kind(exc) == "transient",
+                on_retry=_log_retry,
+            )
+        except Exception as exc:
+            translated = _translated(exc, bucket)
+            if translated is None:
+                raise
+            raise translated from exc
 
 
 def _is_not_found(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") in NOT_FOUND_CODES
 
 
-def _is_transient_upload_error(exc: BaseException) -> bool:
-    # boto3 replaces the ClientError of a failed upload with S3UploadFailedError, raised while
-    # handling it, so the original is the implicit context.
+def s3_error_kind(exc: BaseException) -> ErrorKind | None:
+    """What a botocore error means for a retry; None when it is not one this store classifies
+    (a missing object: the caller's ``object_not_found``; anything unexpected)."""
     if isinstance(exc, S3UploadFailedError) and exc.__context__ is not None:
-        return is_transient(exc.__context__)
-    return is_transient(exc)
+        # boto3 replaces the ClientError of a failed upload with S3UploadFailedError, raised
+        # while handling it, so the original is the implicit context.
+        return s3_error_kind(exc.__context__)
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in TRANSIENT_CODES or status >= 500 or status == 429:
+            return "transient"
+        return "configuration" if code in _CONFIGURATION_CODES else None
+    if isinstance(
+        exc,
+        botocore_exceptions.NoCredentialsError
+        | botocore_exceptions.PartialCredentialsError
+        | botocore_exceptions.NoRegionError
+        | botocore_exceptions.SSLError,  # a certificate problem does not go away by asking again
+    ):
+        return "configuration"
+    if isinstance(
+        exc,
+        botocore_exceptions.ConnectionError  # cannot connect, connect timeout
+        | botocore_exceptions.HTTPClientError  # closed mid-request, read timeout, broken stream
+        | botocore_exceptions.IncompleteReadError,
+    ):
+        return "transient"
+    return "transient" if is_transient(exc) else None
+
+
+def _translated(exc: BaseException, bucket: str) -> Exception | None:
+    """The failure kind's exception for an error retries did not fix; None: raise it as is."""
+    kind = s3_error_kind(exc)
+    if kind == "transient" and not isinstance(exc, TransientError):
+        return TransientError(f"S3 call on bucket {bucket!r} kept failing: {exc}")
+    if kind != "configuration":
+        return None
+    cause = exc.__context__ if isinstance(exc, S3UploadFailedError) else exc
+    if isinstance(cause, ClientError):
+        code = str(cause.response.get("Error", {}).get("Code", ""))
+        what, setting = _CONFIGURATION_CODES[code]
+        what = f"{what} ({code})"
+    elif isinstance(cause, botocore_exceptions.SSLError):
+        what, setting = f"TLS to the S3 endpoint failed ({cause})", "REINGEST_S3_ENDPOINT_URL"
+    elif isinstance(cause, botocore_exceptions.NoRegionError):
+        what, setting = "no region for the S3 client", "REINGEST_S3_REGION"
+    else:
+        what, setting = f"no usable AWS credentials ({cause})", CREDENTIALS
+    return ConfigurationError(f"S3 bucket {bucket!r}: {what}; check {setting}", setting=setting)
 
 
 def _log_retry(attempt: int, exc: BaseException, delay: float) -> None:

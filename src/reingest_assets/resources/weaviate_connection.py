@@ -18,9 +18,7 @@ from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 
 
 class WeaviateUnavailableError(ConnectionError):
-    """Weaviate could not be reached or is not ready."""
-
-    transient = True
+    """Weaviate could not be reached or is not ready (transient: a ``ConnectionError``)."""
 
 
 @dataclass(frozen=True)

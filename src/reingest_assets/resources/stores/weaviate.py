@@ -24,6 +24,7 @@ from typing import Any, Literal
 import reingest_assets.resources.weaviate_import  # noqa: F401  (first: see there)
 
 # isort: split
+import grpc
 from weaviate import WeaviateClient
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
@@ -31,15 +32,24 @@ from weaviate.classes.query import Filter
 from weaviate.collections.classes.config import _NestedProperty, _Property
 from weaviate.collections.classes.filters import _Filters
 from weaviate.exceptions import (
+    AuthenticationFailedError,
     UnexpectedStatusCodeError,
     WeaviateBaseError,
+    WeaviateClosedClientError,
     WeaviateConnectionError,
+    WeaviateGRPCUnavailableError,
     WeaviateInsertManyAllFailedError,
     WeaviateRetryError,
     WeaviateTimeoutError,
 )
 
 from reingest_assets.domain.document import Chunk
+from reingest_assets.domain.failures import (
+    ConfigurationError,
+    ErrorKind,
+    TransientError,
+    is_transient,
+)
 from reingest_assets.engine.retry import retry
 from reingest_assets.resources.stores import COLLECTION, StoredChunk
 
@@ -66,24 +76,42 @@ _TRANSIENT_MESSAGE = re.compile(
 )
 
 
+API_KEY_SETTING = "REINGEST_WEAVIATE_API_KEY"
+COLLECTION_SETTING = "REINGEST_WEAVIATE_COLLECTION"
+
+
 class WeaviateStoreError(RuntimeError):
     """The store cannot do what was asked; the message says why."""
 
 
-class SchemaMismatchError(WeaviateStoreError):
+class SchemaMismatchError(WeaviateStoreError, ConfigurationError):
     def __init__(self, collection: str, differences: list[str]) -> None:
         self.differences = differences
         listing = "\n  - ".join(differences)
-        super().__init__(
+        ConfigurationError.__init__(
+            self,
             f"Weaviate collection {collection} does not match the DocumentChunk_v2 schema "
-            f"({len(differences)} difference(s)):\n  - {listing}"
+            f"({len(differences)} difference(s)):\n  - {listing}",
+            setting=COLLECTION_SETTING,
         )
 
 
-class TransientWeaviateError(WeaviateStoreError):
-    """Worth another attempt (``engine.retry.is_transient`` honours ``transient``)."""
+class TransientWeaviateError(WeaviateStoreError, TransientError):
+    """Worth another attempt."""
 
-    transient = True
+
+# gRPC statuses worth sending the same call again (the client itself retries only UNAVAILABLE,
+# and only on Search and Aggregate).
+_TRANSIENT_STATUSES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+    }
+)
+_AUTH_STATUSES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+_MISSING_COLLECTION = re.compile(r"could not find class|class .{1,200} (does not exist|not found)")
 
 
 def _text(name: str, **kwargs: Any) -> Property:
@@ -236,12 +264,73 @@ def point_alias(client: WeaviateClient, alias: str, target: str) -> str | None:
     return previous
 
 
-def _is_transient_exception(exc: BaseException) -> bool:
+def _grpc_status(exc: BaseException) -> grpc.StatusCode | None:
+    """The gRPC status behind a client error. The client re-raises RPC errors as its own
+    exceptions inside its ``except`` blocks, keeping only the details in the message (Search,
+    BatchObjects), so the status is read from the chained RPC error."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        code = getattr(error, "code", None)
+        if isinstance(error, grpc.RpcError) and callable(code):
+            status = code()
+            if isinstance(status, grpc.StatusCode):
+                return status
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def weaviate_error_kind(exc: BaseException) -> ErrorKind | None:
+    """What a weaviate-client error means for a retry; None when it is not one this store
+    classifies."""
+    status = _grpc_status(exc)
+    if status in _TRANSIENT_STATUSES:
+        return "transient"
+    if status in _AUTH_STATUSES or isinstance(exc, AuthenticationFailedError):
+        return "configuration"
     if isinstance(exc, UnexpectedStatusCodeError):
-        return exc.status_code >= 500 or exc.status_code == 429
-    if isinstance(exc, WeaviateConnectionError | WeaviateRetryError | WeaviateTimeoutError):
-        return True
-    return isinstance(exc, ConnectionError | TimeoutError | OSError)
+        if exc.status_code in (401, 403):
+            return "configuration"
+        if exc.status_code >= 500 or exc.status_code == 429:
+            return "transient"
+    if isinstance(
+        exc,
+        WeaviateConnectionError
+        | WeaviateRetryError
+        | WeaviateTimeoutError
+        | WeaviateGRPCUnavailableError,
+    ):
+        return "transient"
+    if isinstance(exc, WeaviateBaseError) and not isinstance(exc, WeaviateClosedClientError):
+        if _MISSING_COLLECTION.search(str(exc)):
+            return "configuration"
+        if _TRANSIENT_MESSAGE.search(str(exc)):
+            return "transient"
+    if is_transient(exc) or isinstance(exc, OSError):
+        return "transient"
+    return None
+
+
+def _translated(exc: BaseException, collection: str) -> Exception | None:
+    """The failure kind's exception for an error retries did not fix; None: raise it as is."""
+    kind = weaviate_error_kind(exc)
+    if kind == "transient" and not isinstance(exc, TransientError):
+        return TransientWeaviateError(f"Weaviate kept failing: {type(exc).__name__}: {exc}")
+    if kind != "configuration":
+        return None
+    if _MISSING_COLLECTION.search(str(exc)):
+        return ConfigurationError(
+            f"Weaviate has no collection {collection} ({exc}): check {COLLECTION_SETTING} "
+            "(and REINGEST_WEAVIATE_ALIAS), or create it with the pipeline's schema",
+            setting=COLLECTION_SETTING,
+        )
+    return ConfigurationError(
+        f"Weaviate refused the request for its credentials or permissions "
+        f"({type(exc).__name__}: {exc}): check {API_KEY_SETTING} and the key's permissions "
+        f"on {collection}",
+        setting=API_KEY_SETTING,
+    )
 
 
 def _to_weaviate(value: Any) -> Any:
@@ -449,23 +538,21 @@ class WeaviateChunkStore:
         return self._executor
 
     def _call(self, fn: Callable[[], Any]) -> Any:
-        """Reads and deletes: retried in place on transient errors."""
-
-        def guarded() -> Any:
-            try:
-                return fn()
-            except Exception as exc:
-                if _is_transient_exception(exc):
-                    raise TransientWeaviateError(str(exc)) from exc
+        """Reads, counts and deletes: retried in place on transient errors; what retries did
+        not fix leaves as a failure kind."""
+        try:
+            return retry(
+                fn,
+                attempts=self.attempts,
+                base_delay=self.retry_base_delay,
+                max_delay=30 * self.retry_base_delay,
+                retry_on=lambda exc: weaviate_error_kind(exc) == "transient",
+            )
+        except Exception as exc:
+            translated = _translated(exc, self.collection)
+            if translated is None:
                 raise
-
-        return retry(
-            guarded,
-            attempts=self.attempts,
-            base_delay=self.retry_base_delay,
-            max_delay=30 * self.retry_base_delay,
-            retry_on=lambda exc: isinstance(exc, TransientWeaviateError),
-        )
+            raise translated from exc
 
     def _delete_where(self, where: _Filters) -> int:
         deleted = 0
