@@ -199,7 +199,8 @@ def test_access_denied_stops_the_run_and_leaves_no_failure_rows_to_repair(
         (psycopg.errors.UndefinedTable("relation does not exist"), "configuration"),
         (psycopg.errors.UndefinedColumn("column does not exist"), "configuration"),
         (psycopg.OperationalError('FATAL:  role "nobody" does not exist'), "configuration"),
-        (psycopg.errors.DataError("invalid input syntax"), "data"),
+        (psycopg.errors.InvalidTextRepresentation("invalid input syntax"), "data"),
+        (psycopg.errors.ProgramLimitExceeded("index row size 2712 exceeds"), "data"),
         (psycopg.errors.SyntaxError("syntax error"), None),  # a bug, not a kind
         (ValueError("not psycopg's"), None),
     ],

@@ -16,9 +16,9 @@ import pytest
 import zstandard
 
 from reingest_assets.domain import limits
-from reingest_assets.engine.retry import is_transient
 from reingest_assets.engine.runner import Partition, Pipeline, chunk_partition, normalize_partition
 from reingest_assets.preflight import explain
+from reingest_assets.resources.pg import pg_error_kind
 from reingest_assets.settings import Settings
 from support.pipeline import DAY, PART, Corpus, record, store_snapshot
 
@@ -232,4 +232,4 @@ def test_the_cli_names_a_refused_statement_not_a_connection_problem() -> None:
     assert message is not None
     assert "refused a statement" in message and "index row size 2712" in message
     assert "connect" not in message and "REINGEST_HOME" not in message
-    assert not is_transient(error)
+    assert pg_error_kind(error) == "data"  # not retried in place
