@@ -179,7 +179,11 @@ def normalized_documents(
 
 @asset(
     partitions_def=PARTITIONS,
-    deps=[normalized_documents],
+    # raw_documents too: this step reads the registry itself (documents removed from it lose
+    # their chunks), and Dagster marks an asset stale only when a direct dependency has a new
+    # data version, not when a parent is stale. Without the edge an observed registry change
+    # showed normalized_documents stale and document_chunks_v2 fresh.
+    deps=[normalized_documents, raw_documents],
     backfill_policy=BackfillPolicy.single_run(),
     group_name=GROUP,
     kinds={"postgres"},
