@@ -26,16 +26,30 @@ def _failure(uid: str, stage: str = "parse") -> Failure:
     return Failure(uid, "pubmed", "2026-11-03", stage, "data", "ValueError", "bad", "h1")  # type: ignore[arg-type]
 
 
-def test_a_repeated_failure_bumps_attempts_and_turns_permanent_at_the_limit(pg_url: str) -> None:
+def _attempts(registry: Registry, uid: str) -> tuple[int, int, bool]:
+    row = registry.conn.execute(
+        "SELECT attempts, repair_attempts, permanent FROM reingest.ingestion_failures"
+        " WHERE uid = %s AND resolved_at IS NULL",
+        (uid,),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def test_only_repairs_count_towards_the_attempt_limit(pg_url: str) -> None:
     registry = Registry(pg_url)
     registry.migrate()
-    for _ in range(3):
+    for _ in range(5):  # the first run, then forced or plain re-runs failing it again
         registry.record_failures([_failure("pubmed:1")], run_id="r", max_attempts=3)
-    rows = registry.conn.execute(
-        "SELECT attempts, permanent FROM reingest.ingestion_failures WHERE uid = 'pubmed:1'"
-    ).fetchall()
-    assert rows == [(3, True)]
+    assert _attempts(registry, "pubmed:1") == (5, 0, False)
+    for repairs in (1, 2):
+        registry.record_failures([_failure("pubmed:1")], run_id="r", max_attempts=3, repair=True)
+        assert _attempts(registry, "pubmed:1") == (5 + repairs, repairs, False)
+    registry.record_failures([_failure("pubmed:1")], run_id="r", max_attempts=3, repair=True)
+    assert _attempts(registry, "pubmed:1") == (8, 3, True)
     assert registry.open_failures() == []  # permanent failures are not retried
+    registry.record_failures([_failure("pubmed:1")], run_id="r", max_attempts=3)
+    assert _attempts(registry, "pubmed:1") == (9, 3, True)  # and stay permanent
 
 
 def test_writing_a_document_resolves_its_open_failure(pg_url: str) -> None:

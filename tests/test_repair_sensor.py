@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from dagster import (
     DagsterInstance,
@@ -70,12 +71,15 @@ def launch(instance: DagsterInstance, reingest: ReingestResource, request: RunRe
     )
 
 
-def full_run(instance: DagsterInstance, reingest: ReingestResource) -> None:
+def full_run(instance: DagsterInstance, reingest: ReingestResource, *, force: bool = False) -> None:
+    config = {"config": {"force": force}}
     assert materialize(
         [normalized_documents, document_chunks_v2],
         partition_key=KEY,
         resources={"reingest": reingest},
         instance=instance,
+        run_config={"ops": {"normalized_documents": config, "document_chunks_v2": config}},
+        tags={"reingest/mode": "full"},
     ).success
 
 
@@ -124,23 +128,55 @@ def test_a_document_fixed_on_a_later_day_is_repaired_in_its_new_partition(
     assert ledger(pg_url)["pubmed:42"][0] == "2026-11-05"
 
 
+def failure_attempts(pg_url: str) -> list[tuple[Any, ...]]:
+    """``(uid, attempts, repair_attempts, permanent)`` of every failure row, by uid."""
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(
+            "SELECT uid, attempts, repair_attempts, permanent"
+            " FROM reingest.ingestion_failures ORDER BY uid"
+        ).fetchall()
+
+
+def missing_object(corpus: Corpus, pmid: int) -> None:
+    """A fetch that fails the same transient way every time: the registered object is missing
+    (a directory stands where it should be), and nobody uploads it."""
+    path = corpus.objects.root / "reingest" / "raw" / "pubmed" / f"{pmid}.json.gz"
+    path.unlink()
+    path.mkdir()
+
+
 def test_a_poison_document_stops_after_the_attempt_limit(
     instance: DagsterInstance, reingest: ReingestResource, corpus: Corpus, pg_url: str
 ) -> None:
     corpus.put_record(record(1))
     corpus.put_record(record(2))
-    # A fetch that fails the same transient way every time: the registered object is missing
-    # (a directory stands where it should be), and nobody uploads it.
-    path = corpus.objects.root / "reingest" / "raw" / "pubmed" / "2.json.gz"
-    path.unlink()
-    path.mkdir()
-    full_run(instance, reingest)  # attempt 1
+    missing_object(corpus, 2)
+    full_run(instance, reingest)  # the first run: no repair yet
     run_keys = []
-    for _attempt in (2, 3):
+    for _repair in (1, 2, 3):  # REINGEST_MAX_ATTEMPTS = 3 repairs
         (request,) = tick(instance, reingest)
         run_keys.append(request.run_key)
         assert launch(instance, reingest, request).success  # the run goes on; the doc fails
-    assert len(set(run_keys)) == 2  # each attempt is a new request
+    assert len(set(run_keys)) == 3  # each attempt is a new request
     ((uid, kind, attempts, permanent, resolved),) = failures(pg_url)
-    assert (uid, kind, attempts, permanent, resolved) == ("pubmed:2", "transient", 3, True, None)
+    assert (uid, kind, attempts, permanent, resolved) == ("pubmed:2", "transient", 4, True, None)
+    assert failure_attempts(pg_url) == [("pubmed:2", 4, 3, True)]
     assert tick(instance, reingest) == []  # permanent: never retried again
+
+
+def test_forced_runs_do_not_spend_repair_attempts(
+    instance: DagsterInstance, reingest: ReingestResource, corpus: Corpus, pg_url: str
+) -> None:
+    corpus.put_record(record(1))
+    corpus.put(2, b'{"pmid": "2", "title": "truncated')  # bad data
+    corpus.put_record(record(3))
+    missing_object(corpus, 3)  # transient
+    full_run(instance, reingest)
+    for _ in range(2):  # an operator re-runs the partition with --force, twice
+        full_run(instance, reingest, force=True)
+    assert failure_attempts(pg_url) == [("pubmed:2", 3, 0, False), ("pubmed:3", 3, 0, False)]
+    # The repair budget is whole: the transient failure still gets its repairs.
+    (request,) = tick(instance, reingest)
+    assert request.run_config["ops"]["normalized_documents"]["config"]["uids"] == ["pubmed:3"]
+    assert launch(instance, reingest, request).success
+    assert failure_attempts(pg_url)[1] == ("pubmed:3", 4, 1, False)

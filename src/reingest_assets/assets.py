@@ -40,6 +40,9 @@ from reingest_assets.settings import Settings
 SETTINGS = Settings()
 PARTITIONS = build_partitions(SETTINGS)
 GROUP = "reingest"
+# Run tag naming the mode a run was started in (full, repair, validate, ...): repair runs
+# count repair attempts.
+MODE_TAG = "reingest/mode"
 
 
 class ReingestRunConfig(Config):
@@ -135,7 +138,11 @@ def _observe_each(
 @contextmanager
 def _pipeline(context: AssetExecutionContext, reingest: ReingestResource) -> Iterator[Pipeline]:
     with heap_frozen():
-        pipeline = reingest.pipeline(context.run.run_id, context.log.info)
+        pipeline = reingest.pipeline(
+            context.run.run_id,
+            context.log.info,
+            repair=context.run.tags.get(MODE_TAG) == "repair",
+        )
         try:
             yield pipeline
         finally:

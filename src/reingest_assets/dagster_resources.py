@@ -172,9 +172,13 @@ class ReingestResource(ConfigurableResource):
     embedder: EmbedderResource = Field(default_factory=EmbedderResource)
     batch_size: int = 2000
     workers: int = 2
-    max_attempts: int = Field(default=3, description="attempts before a failure is permanent")
+    max_attempts: int = Field(
+        default=3, description="failed repair runs before a failure is permanent"
+    )
 
-    def pipeline(self, run_id: str, log: Callable[[str], None]) -> Pipeline:
+    def pipeline(
+        self, run_id: str, log: Callable[[str], None], *, repair: bool = False
+    ) -> Pipeline:
         return Pipeline(
             registry=self.postgres.registry(),
             objects=self.object_store.store(),
@@ -184,5 +188,6 @@ class ReingestResource(ConfigurableResource):
             batch_size=self.batch_size,
             workers=self.workers,
             max_attempts=self.max_attempts,
+            repair=repair,
             log=log,
         )

@@ -87,6 +87,9 @@ class Pipeline:
     batch_size: int = 2000
     workers: int = 2
     max_attempts: int = 3
+    # A repair run: a document that fails again costs a repair attempt (REINGEST_MAX_ATTEMPTS);
+    # failures in other runs never turn permanent.
+    repair: bool = False
     chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
     log: Callable[[str], None] = print
     _pool: WorkerPool | None = None
@@ -276,7 +279,9 @@ def _prefetched_pages(
 
 def _record_failures(p: Pipeline, report: StageReport, failures: list[Failure]) -> None:
     if failures:
-        p.registry.record_failures(failures, run_id=p.run_id, max_attempts=p.max_attempts)
+        p.registry.record_failures(
+            failures, run_id=p.run_id, max_attempts=p.max_attempts, repair=p.repair
+        )
         report.add_failures(failures)
 
 

@@ -64,7 +64,7 @@ class RepairableFailure:
     source: str
     ingest_date: str  # the document's current partition date, not the failed run's
     kind: str
-    attempts: int
+    repair_attempts: int
 
     @property
     def partition_key(self) -> str:
@@ -337,22 +337,26 @@ class Registry(PgClient):
 
     @retried
     def record_failures(
-        self, failures: Sequence[Failure], *, run_id: str, max_attempts: int
+        self, failures: Sequence[Failure], *, run_id: str, max_attempts: int, repair: bool = False
     ) -> int:
-        """Upsert failures: a document's open failure is updated (attempts + 1), not duplicated;
-        past ``max_attempts`` it becomes permanent and the repair sensor stops retrying it."""
+        """Upsert failures: a document's open failure is updated (attempts + 1), not duplicated.
+        A failed ``repair`` run also counts a repair attempt; after ``max_attempts`` of them the
+        failure is permanent and the repair sensor stops retrying it. Other runs (first, plain
+        or forced re-runs) never make a failure permanent."""
         rows = [
-            (
-                f.uid,
-                f.source,
-                f.ingest_date,
-                f.stage,
-                f.kind,
-                f.error_class,
-                f.message,
-                f.content_hash,
-                run_id,
-            )
+            {
+                "uid": f.uid,
+                "source": f.source,
+                "ingest_date": f.ingest_date,
+                "stage": f.stage,
+                "kind": f.kind,
+                "error_class": f.error_class,
+                "message": f.message,
+                "content_hash": f.content_hash,
+                "run_id": run_id,
+                "repairs": int(repair),
+                "max": max_attempts,
+            }
             for f in failures
         ]
         if not rows:
@@ -361,16 +365,19 @@ class Registry(PgClient):
             cur.executemany(
                 """
                 INSERT INTO reingest.ingestion_failures AS f (uid, source, ingest_date, stage, kind,
-                    error_class, message, content_hash, run_id)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    error_class, message, content_hash, run_id, repair_attempts, permanent)
+                VALUES (%(uid)s, %(source)s, %(ingest_date)s, %(stage)s, %(kind)s,
+                        %(error_class)s, %(message)s, %(content_hash)s, %(run_id)s,
+                        %(repairs)s, %(repairs)s >= %(max)s)
                 ON CONFLICT (uid) WHERE resolved_at IS NULL DO UPDATE SET
                     stage = EXCLUDED.stage, kind = EXCLUDED.kind,
                     error_class = EXCLUDED.error_class, message = EXCLUDED.message,
                     content_hash = EXCLUDED.content_hash, run_id = EXCLUDED.run_id,
                     attempts = f.attempts + 1, last_seen = now(),
-                    permanent = f.attempts + 1 >= %s
+                    repair_attempts = f.repair_attempts + %(repairs)s,
+                    permanent = f.permanent OR f.repair_attempts + %(repairs)s >= %(max)s
                 """,
-                [(*r, max_attempts) for r in rows],
+                rows,
             )
         return len(rows)
 
@@ -414,7 +421,7 @@ class Registry(PgClient):
         rows = self.conn.execute(
             """
             SELECT f.id, f.uid, d.source, (d.updated_at AT TIME ZONE 'UTC')::date::text,
-                   f.kind, f.attempts
+                   f.kind, f.repair_attempts
             FROM reingest.ingestion_failures f
             JOIN documents d ON d.uid = f.uid
             WHERE f.resolved_at IS NULL AND NOT f.permanent

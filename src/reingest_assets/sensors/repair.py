@@ -4,9 +4,10 @@ Each tick reads the repairable failures (transient ones, and data ones whose sou
 the registry's content hash changed) and groups them by the document's current partition. Every
 group becomes a ``RunRequest`` of ``repair_job`` for that partition, whose run config restricts
 both assets to the group's uids, so repairing k documents costs O(k). The ``run_key`` is a digest
-of the group's (failure id, attempts) pairs: the same failures at the same attempt are never
-launched twice, while a failed repair (attempts + 1) is retried on a later tick until the
-failure turns permanent (``REINGEST_MAX_ATTEMPTS``) and drops out of the query. A successful
+of the group's (failure id, repair attempts) pairs: the same failures at the same attempt are
+never launched twice, while a failed repair (repair attempts + 1) is retried on a later tick
+until the failure turns permanent (``REINGEST_MAX_ATTEMPTS`` repairs) and drops out of the
+query. A successful
 repair resolves the failures (the ledger write does) and they drop out too.
 """
 
@@ -32,7 +33,7 @@ MAX_FAILURES_PER_TICK = 10_000
 
 
 def repair_run_key(partition_key: str, failures: list[RepairableFailure]) -> str:
-    pairs = ",".join(f"{f.id}:{f.attempts}" for f in sorted(failures, key=lambda f: f.id))
+    pairs = ",".join(f"{f.id}:{f.repair_attempts}" for f in sorted(failures, key=lambda f: f.id))
     return f"repair:{partition_key}:{hashlib.sha256(pairs.encode()).hexdigest()[:16]}"
 
 
