@@ -5,7 +5,6 @@ partition (what ``reingest status`` says too), and a run of the partition makes 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance, instance_for_test, materialize
@@ -13,12 +12,11 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.definitions.observe import observe  # not re-exported at the top level
 from dagster._core.loader import LoadingContextForTest
 
-from modes_support import make_corpus, make_resource
-from pipeline_support import Corpus, record
 from reingest_assets.assets import document_chunks_v2, normalized_documents, raw_documents
 from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.definitions import defs
 from reingest_assets.domain.chunker import CHUNKER_VERSION
+from support.pipeline import Corpus, record
 
 KEY = "2026-11-03|pubmed"
 OTHER = "2026-11-04|pubmed"
@@ -29,16 +27,6 @@ CHAIN = ("normalized_documents", "document_chunks_v2")
 def instance() -> Iterator[DagsterInstance]:
     with instance_for_test() as inst:
         yield inst
-
-
-@pytest.fixture
-def reingest(pg_url: str, tmp_path: Path) -> ReingestResource:
-    return make_resource(pg_url, tmp_path)
-
-
-@pytest.fixture
-def corpus(pg_url: str, tmp_path: Path) -> Corpus:
-    return make_corpus(pg_url, tmp_path)
 
 
 def statuses(instance: DagsterInstance, partition: str) -> dict[str, StaleStatus]:
