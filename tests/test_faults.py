@@ -16,7 +16,6 @@ import pytest
 from reingest_assets.domain.document import Chunk
 from reingest_assets.engine.runner import Pipeline, chunk_partition, normalize_partition
 from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.s3_store import S3ObjectStore
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 from support.faults import (
     PART,
@@ -35,6 +34,7 @@ from support.s3 import (
     internal_error,
     moto_s3_server,
     s3_client,
+    s3_store,
     slow_down,
     truncated_body,
 )
@@ -68,7 +68,7 @@ def test_s3_throttling_errors_and_resets_are_survived_and_a_dead_object_is_recor
 ) -> None:
     bucket = f"raw-{uuid.uuid4().hex[:8]}"
     s3_client(s3_endpoint).create_bucket(Bucket=bucket)
-    direct = S3ObjectStore(s3_client(s3_endpoint), bucket)
+    direct = s3_store(s3_endpoint, bucket)
     p = make_pipeline(pg_url, tmp_path / "unused", batch_size=40)
     records = register_corpus(p.registry, direct, 120, bucket=bucket)
     paths = [f"/{bucket}/{rec.key}" for rec in records]
@@ -82,7 +82,7 @@ def test_s3_throttling_errors_and_resets_are_survived_and_a_dead_object_is_recor
         Fault("error", None, method="PUT", times=2, status=503, code="SlowDown"),  # Parquet
     ]
     with fault_proxy(s3_endpoint, faults) as proxy:
-        s3 = S3ObjectStore(s3_client(proxy.url), bucket, base_delay=TINY_DELAY)
+        s3 = s3_store(proxy.url, bucket, base_delay=TINY_DELAY)
         p.objects = s3
         norm, chunks = run(p)
 

@@ -23,6 +23,7 @@ from support.s3 import (
     latency,
     moto_s3_server,
     s3_client,
+    s3_store,
     slow_down,
     truncated_body,
 )
@@ -50,9 +51,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
         return lambda **options: LocalObjectStore(tmp_path / "objects", **options)
     endpoint = request.getfixturevalue("moto_endpoint")
     bucket = new_bucket(endpoint)
-    return lambda **options: S3ObjectStore(
-        s3_client(endpoint), bucket, base_delay=TINY_DELAY, **options
-    )
+    return lambda **options: s3_store(endpoint, bucket, base_delay=TINY_DELAY, **options)
 
 
 def assert_fetch_error(error: object, *words: str) -> None:
@@ -250,8 +249,7 @@ def proxied_store(
     endpoint: str, bucket: str, faults: list[Fault], **options: Any
 ) -> Iterator[tuple[S3ObjectStore, FaultProxy]]:
     with fault_proxy(endpoint, faults) as proxy:
-        client = s3_client(proxy.url)
-        yield S3ObjectStore(client, bucket, base_delay=TINY_DELAY, **options), proxy
+        yield s3_store(proxy.url, bucket, base_delay=TINY_DELAY, **options), proxy
 
 
 @pytest.mark.parametrize("fault", [slow_down, internal_error, connection_reset, truncated_body])
@@ -318,7 +316,7 @@ def test_s3_writes_are_retried_too(moto_endpoint: str, tmp_path: Path) -> None:
 
 def test_s3_list_follows_continuation_pages(moto_endpoint: str) -> None:
     bucket = new_bucket(moto_endpoint)
-    store = S3ObjectStore(s3_client(moto_endpoint), bucket)
+    store = s3_store(moto_endpoint, bucket)
     store.list_page_size = 2
     for i in range(5):
         store.put(f"p/{i}", b".")

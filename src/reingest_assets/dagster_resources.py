@@ -48,10 +48,24 @@ class ObjectStoreResource(ConfigurableResource):
 
     def store(self) -> ObjectStore:
         if self.kind == "s3":
+            import boto3
+
             from reingest_assets.resources.s3_store import S3ObjectStore
 
+            s3 = self.s3
+            # GETs (obstore) sign with the credentials boto3 resolves for the same settings.
+            session = boto3.Session(
+                profile_name=s3.profile_name,
+                aws_access_key_id=s3.aws_access_key_id,
+                aws_secret_access_key=s3.aws_secret_access_key,
+                aws_session_token=s3.aws_session_token,
+            )
             return S3ObjectStore(
-                self.s3.get_client(), self.bucket, max_in_flight=self.max_in_flight
+                s3.get_client(),
+                self.bucket,
+                session=session,
+                unsigned=s3.use_unsigned_session,
+                max_in_flight=self.max_in_flight,
             )
         if self.kind != "local":
             raise ValueError(f"object store kind must be 'local' or 's3', not {self.kind!r}")

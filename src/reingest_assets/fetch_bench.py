@@ -8,7 +8,8 @@ keys through the store with ``in_flight`` GETs in flight and reports GETs per se
 GET of this process (``time.process_time``: all its threads) and the equivalent documents per
 minute (one GET per document).
 
-``reingest bench-fetch`` runs it for the lean path and for boto3's ``get_object``::
+``reingest bench-fetch`` runs it for the store's path (obstore) and for boto3's ``get_object``
+through the same fetch window::
 
     .venv/bin/reingest bench-fetch --gets 20000 --latency-ms 20 --in-flight 64 --size 3000
 """
@@ -126,7 +127,7 @@ def start_server(latency: float, size: int) -> GetServer:
 
 @dataclass
 class FetchResult:
-    path: str  # "lean" or "boto3"
+    path: str  # "obstore" (the store's GETs) or "boto3" (get_object)
     gets: int
     in_flight: int
     latency_ms: float
@@ -137,18 +138,22 @@ class FetchResult:
     docs_per_minute: float
 
 
-def bench_client(endpoint: str, in_flight: int) -> Any:
+def bench_session() -> Any:
     import boto3
+
+    return boto3.Session(
+        aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1"
+    )
+
+
+def bench_client(endpoint: str, in_flight: int) -> Any:
     from botocore.config import Config
 
     from reingest_assets.resources.s3_store import client_config
 
-    return boto3.client(
+    return bench_session().client(
         "s3",
         endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
         config=client_config(in_flight).merge(Config(s3={"addressing_style": "path"})),
     )
 
@@ -158,24 +163,36 @@ def run_fetch(
     *,
     gets: int,
     in_flight: int,
-    lean: bool,
+    path: str,
     latency_ms: float = 0.0,
     size: int = 0,
 ) -> FetchResult:
-    """Fetch ``gets`` keys through ``S3ObjectStore.get_many``; warm the pool up first."""
+    """Fetch ``gets`` keys with ``in_flight`` in flight (``S3ObjectStore.get_many`` for
+    "obstore", boto3's ``get_object`` in the same fetch window for "boto3"); warm up first."""
+    from reingest_assets.resources.fetch_window import fetch_in_order
     from reingest_assets.resources.s3_store import S3ObjectStore
 
-    store = S3ObjectStore(
-        bench_client(endpoint, in_flight), BUCKET, max_in_flight=in_flight, lean_get=lean
-    )
-    if lean and store.lean_route() is None:
-        raise RuntimeError("the lean GET path is not available for the benchmark's client")
+    client = bench_client(endpoint, in_flight)
+    store = S3ObjectStore(client, BUCKET, session=bench_session(), max_in_flight=in_flight)
+
+    def get_object(key: str) -> bytes:
+        with client.get_object(Bucket=BUCKET, Key=key)["Body"] as body:
+            data: bytes = body.read()
+            return data
+
+    def get_many(keys: Any) -> Any:
+        if path == "obstore":
+            return store.get_many(keys)
+        if path == "boto3":
+            return fetch_in_order(get_object, keys, max_in_flight=in_flight)
+        raise ValueError(f"fetch path must be 'obstore' or 'boto3', not {path!r}")
+
     try:
         warm = [f"warm/{i}" for i in range(in_flight * 2)]
-        _drain(store.get_many(warm))
+        _drain(get_many(warm))
         keys = (f"raw/pubmed/{i}.json" for i in range(gets))
         cpu, wall = time.process_time(), time.perf_counter()
-        received = _drain(store.get_many(keys))
+        received = _drain(get_many(keys))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
         store.close()
@@ -183,7 +200,7 @@ def run_fetch(
         raise RuntimeError(f"{gets - received} of {gets} GETs failed")
     rate = gets / wall
     return FetchResult(
-        path="lean" if lean else "boto3",
+        path=path,
         gets=gets,
         in_flight=in_flight,
         latency_ms=latency_ms,
@@ -210,7 +227,7 @@ def run_fetch_bench(
     latency_ms: float = 20.0,
     in_flight: int = 64,
     size: int = 3000,
-    paths: tuple[str, ...] = ("boto3", "lean"),
+    paths: tuple[str, ...] = ("boto3", "obstore"),
 ) -> list[FetchResult]:
     """Start the server, run each path over the same settings, stop the server."""
     server = start_server(latency_ms / 1000, size)
@@ -220,7 +237,7 @@ def run_fetch_bench(
                 server.endpoint,
                 gets=gets,
                 in_flight=in_flight,
-                lean=path == "lean",
+                path=path,
                 latency_ms=latency_ms,
                 size=size,
             )

@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from reingest_assets.resources.s3_store import client_config
+from reingest_assets.resources.s3_store import S3ObjectStore, client_config
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
@@ -40,18 +40,23 @@ def moto_s3_server() -> Iterator[str]:
         server.stop()
 
 
+def s3_session() -> boto3.Session:
+    """A boto3 session with dummy credentials (moto accepts any)."""
+    return boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+
+
 def s3_client(endpoint_url: str, *, max_in_flight: int = 64) -> Any:
     """A boto3 S3 client for ``endpoint_url`` with dummy credentials, configured as the store
     expects (no botocore retries, so a test counts exactly the attempts the store makes)."""
     config = client_config(max_in_flight).merge(Config(s3={"addressing_style": "path"}))
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=config,
-    )
+    return s3_session().client("s3", endpoint_url=endpoint_url, config=config)
+
+
+def s3_store(endpoint_url: str, bucket: str, **options: Any) -> S3ObjectStore:
+    """The store over ``endpoint_url``: boto3 client and obstore GETs, the dummy credentials."""
+    return S3ObjectStore(s3_client(endpoint_url), bucket, session=s3_session(), **options)
 
 
 FaultKind = Literal["error", "reset", "truncate", "latency"]
@@ -106,6 +111,7 @@ class FaultProxy:
         self._faults = list(faults)
         self._applied = [0] * len(self._faults)
         self._requests: list[tuple[str, str]] = []
+        self.headers: list[dict[str, str]] = []  # of each request, in arrival order
         self._in_flight = 0
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -118,10 +124,13 @@ class FaultProxy:
                 for m, p in self._requests
             )
 
-    def _arrived(self, method: str, path: str) -> tuple[float, Fault | None]:
+    def _arrived(
+        self, method: str, path: str, headers: dict[str, str]
+    ) -> tuple[float, Fault | None]:
         """Record a request; the latency to add and the fault to inject, if any."""
         with self._lock:
             self._requests.append((method, path))
+            self.headers.append(headers)
             self._in_flight += 1
             self.max_concurrent = max(self.max_concurrent, self._in_flight)
             delay, chosen = 0.0, None
@@ -181,7 +190,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         path = urlsplit(self.path).path
         proxy = self.server.proxy
-        delay, fault = proxy._arrived(self.command, path)
+        delay, fault = proxy._arrived(self.command, path, dict(self.headers.items()))
         try:
             time.sleep(delay)
             if fault is not None and fault.kind == "reset":

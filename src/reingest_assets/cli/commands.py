@@ -445,7 +445,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_bench_fetch(args: argparse.Namespace) -> int:
     from reingest_assets.fetch_bench import as_dicts, run_fetch_bench
 
-    paths = ("boto3", "lean") if args.path == "both" else (args.path,)
+    paths = ("boto3", "obstore") if args.path == "both" else (args.path,)
     results = as_dicts(
         run_fetch_bench(
             gets=args.gets,
@@ -460,7 +460,7 @@ def cmd_bench_fetch(args: argparse.Namespace) -> int:
     else:
         for result in results:
             print(
-                f"{result['path']:<6} {result['gets_per_second']:>9,.0f} GETs/s"
+                f"{result['path']:<8} {result['gets_per_second']:>9,.0f} GETs/s"
                 f" {result['cpu_us_per_get']:>8,.0f} µs CPU/GET"
                 f" {result['docs_per_minute']:>11,} docs/min"
                 f"  ({result['gets']:,} GETs, {result['in_flight']} in flight,"

@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_fetch = sub.add_parser(
         "bench-fetch",
-        help="benchmark S3 GETs (lean path vs boto3 get_object) against a stand-in server",
+        help="benchmark S3 GETs (obstore vs boto3 get_object) against a stand-in server",
     )
     bench_fetch.add_argument("--gets", type=int, default=20_000, help="GETs per path (20000)")
     bench_fetch.add_argument(
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_fetch.add_argument("--in-flight", type=int, default=64, help="GETs in flight (64)")
     bench_fetch.add_argument("--size", type=int, default=3000, help="object bytes (3000)")
     bench_fetch.add_argument(
-        "--path", choices=("both", "lean", "boto3"), default="both", help="what to run (both)"
+        "--path", choices=("both", "obstore", "boto3"), default="both", help="what to run (both)"
     )
     bench_fetch.add_argument("--json", action="store_true", help="print one JSON object")
 

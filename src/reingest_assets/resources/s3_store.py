@@ -1,13 +1,18 @@
-"""Object store on S3 (or anything speaking its API: MinIO, moto) through a boto3 client.
+"""Object store on S3 (or anything speaking its API: MinIO, LocalStack, moto).
 
-The Dagster layer builds the client (dagster-aws ``S3Resource``); this module stays free of
-Dagster so the CLI and the benchmark drive the same code.
+Reads go through obstore (Rust ``object_store``): ~130 µs of CPU per GET instead of boto3's
+~1.8 ms, so one process keeps thousands of GETs per second in flight. Everything else (put,
+upload_file, download_file, list, delete, HeadBucket) goes through the boto3 client the Dagster
+layer builds (dagster-aws ``S3Resource``); this module stays free of Dagster so the CLI and the
+benchmark drive the same code.
 
-GETs take the lean path of ``s3_lean_get.py`` (signed by the store, sent on its own keep-alive
-connections: ~250 µs of CPU per GET instead of boto3's ~2.6 ms), which falls back to
-``get_object`` per bucket for client settings it cannot reproduce; both paths raise the same
-botocore exceptions, so retries and failure records do not depend on the path.
-Everything else (put, upload_file, download_file, list, delete) is boto3.
+The obstore side uses the client's endpoint and region (``client.meta``), ``allow_http`` for an
+``http://`` endpoint (MinIO, LocalStack, moto), and the credentials of a boto3 session (boto3's
+chain: keys, profile, SSO, role, instance metadata; refreshed as they expire), or no signature
+for an unsigned client. Its errors become the ones boto3 would raise (an S3 error answer a
+``ClientError`` with S3's status and code; a lost connection, timeout or cut-off body a
+``ConnectionError``; a 404 whose bucket HeadBucket does not find the ``NoSuchBucket``
+``ClientError``), so one mapping classifies both libraries' errors.
 
 Failures: :func:`s3_error_kind` maps botocore's errors onto the kinds of ``domain.failures``
 (throttling, 5xx, timeouts and resets are transient; credentials, permissions, a missing bucket
@@ -15,34 +20,41 @@ or a wrong region are configuration errors). What retries did not fix leaves the
 :class:`TransientError` or a :class:`ConfigurationError` naming the setting, chained to the
 botocore error; a missing object is ``object_not_found``. A new S3 client adds its mapping here.
 
-Retries: every call goes through ``engine.retry`` (exponential backoff, full jitter, bounded),
-so the client's own retries should be modest: with botocore's retries on top, a throttled GET
-would be sent ``attempts x botocore attempts`` times, with botocore's backoff hidden inside
-ours. Build the client with :func:`client_config` (botocore retries off), or set
-``S3Resource(max_attempts=0)``. The connection pool must be at least ``max_in_flight`` wide
-(botocore's default is 10; ``S3Resource`` has no setting for it): urllib3 opens the extra
-connections anyway and closes them after each request, so every surplus GET pays a new
-connection. (The lean path keeps ``max_in_flight`` idle connections per host.)
+Retries: every call goes through ``engine.retry`` (exponential backoff, full jitter, bounded);
+obstore's own retries are off and botocore's should be too (:func:`client_config`, or
+``S3Resource(max_attempts=0)``), or a throttled call would be sent ``attempts x their attempts``
+times with their backoff hidden inside ours. The boto3 pool must be at least ``max_in_flight``
+wide for the uploads and downloads that run beside the fetches (botocore's default is 10).
 
-``reingest bench-fetch`` measures both paths against a stand-in server (``fetch_bench.py``).
+``reingest bench-fetch`` measures the obstore path and boto3's ``get_object`` against a stand-in
+server (``fetch_bench.py``).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+import boto3
+import obstore
 from boto3.exceptions import S3UploadFailedError
 from botocore import exceptions as botocore_exceptions
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError
+from obstore.auth.boto3 import Boto3CredentialProvider
+from obstore.exceptions import BaseError as ObstoreError
+from obstore.store import S3Store
 
 from reingest_assets.domain.failures import (
     ConfigurationError,
+    DocumentError,
     ErrorKind,
     TransientError,
     is_transient,
@@ -51,12 +63,16 @@ from reingest_assets.domain.failures import (
 from reingest_assets.engine.retry import retry
 from reingest_assets.resources.fetch_window import fetch_in_order
 from reingest_assets.resources.object_uri import object_address, object_uri, split_uri
-from reingest_assets.resources.s3_lean_get import LeanGetter, LeanRoute, WrongRegion, too_large
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+# object_store's messages: "... Server returned non-2xx status code: 503 Service Unavailable:
+# <?xml ...><Error><Code>SlowDown</Code><Message>...</Message>..."
+_STATUS = re.compile(r"non-2xx status code: (\d{3})")
+_CODE = re.compile(r"<Code>([^<]*)</Code>")
+_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 # S3 and other AWS services answer these when the request may succeed if sent again.
 TRANSIENT_CODES = frozenset(
     {
@@ -124,13 +140,16 @@ class S3ObjectStore:
         client: Any,
         bucket: str,
         *,
+        session: boto3.Session | None = None,
+        unsigned: bool = False,
         max_in_flight: int = 32,
         max_object_bytes: int = 64 * MiB,
         attempts: int = 5,
         base_delay: float = 0.1,
-        lean_get: bool = True,
     ) -> None:
-        """``lean_get=False`` sends every GET through ``get_object`` (the benchmark's old path)."""
+        """``client``: the boto3 S3 client for everything but GETs, whose endpoint and region
+        GETs use too. ``session``: whose credentials sign the GETs (default: a new
+        ``boto3.Session()``, the standard chain); ``unsigned`` sends them unsigned."""
         self.client = client
         self.bucket = bucket
         self.max_in_flight = max_in_flight
@@ -138,7 +157,11 @@ class S3ObjectStore:
         self.attempts = attempts
         self.base_delay = base_delay
         self.list_page_size = 1000  # S3's own maximum; lowered by tests to reach a second page
-        self._lean = LeanGetter(client, max_in_flight) if lean_get else None
+        self._session = session
+        self._unsigned = unsigned
+        self._readers: dict[str, S3Store] = {}
+        self._buckets_seen: set[str] = set()
+        self._lock = threading.Lock()
         pool = client.meta.config.max_pool_connections
         if pool < max_in_flight:
             log.warning(
@@ -156,16 +179,10 @@ class S3ObjectStore:
     def get_many(self, uris: Iterable[str]) -> Iterator[tuple[str, bytes | BaseException]]:
         return fetch_in_order(self.get, uris, max_in_flight=self.max_in_flight)
 
-    def lean_route(self, bucket: str | None = None) -> LeanRoute | None:
-        """How GETs from ``bucket`` are sent: the lean path's route, or None for ``get_object``."""
-        if self._lean is None:
-            return None
-        return self._lean.route(bucket or self.bucket)
-
     def close(self) -> None:
-        """Close the lean path's connections (the boto3 client is the caller's)."""
-        if self._lean is not None:
-            self._lean.close()
+        """Drop the obstore clients (and their connections); the boto3 client is the caller's."""
+        with self._lock:
+            self._readers.clear()
 
     def put(self, uri: str, data: bytes) -> None:
         bucket, key = object_address(uri, self.bucket)
@@ -212,33 +229,74 @@ class S3ObjectStore:
 
     def _get_once(self, uri: str, bucket: str, key: str) -> bytes:
         try:
-            route = self._lean.route(bucket) if self._lean is not None else None
-            if route is None:
-                return self._get_object_once(uri, bucket, key)
-            try:
-                return route.get(uri, key, self.max_object_bytes)
-            except WrongRegion as exc:
-                # S3 redirects a bucket of another region; botocore's redirector knows how to
-                # follow it, so this bucket's GETs go through get_object from now on.
-                assert self._lean is not None
-                self._lean.give_up(bucket, str(exc))
-                return self._get_object_once(uri, bucket, key)
+            result = obstore.get(self._reader(bucket), key)
+            size = result.meta["size"]
+            if size > self.max_object_bytes:
+                # Unread, the response is dropped with its connection: what an oversize object
+                # deserves.
+                raise too_large(uri, size, self.max_object_bytes)
+            return result.bytes().to_bytes()
+        except FileNotFoundError:
+            # S3 answers 404 for a missing bucket too: that is the configuration's fault, and
+            # HeadBucket says so (once per bucket) with the ClientError the CLI explains.
+            self._check_bucket(bucket)
+            raise object_not_found(uri) from None
+        except ObstoreError as exc:
+            raise _as_boto_error(exc) from None
+
+    def _reader(self, bucket: str) -> S3Store:
+        with self._lock:
+            reader = self._readers.get(bucket)
+            if reader is None:
+                reader = self._readers[bucket] = self._new_reader(bucket)
+            return reader
+
+    def _new_reader(self, bucket: str) -> S3Store:
+        endpoint: str | None = self.client.meta.endpoint_url
+        host = urlsplit(endpoint).hostname or "" if endpoint else ""
+        if host == "amazonaws.com" or host.endswith(".amazonaws.com"):
+            endpoint = None  # AWS itself: obstore derives the regional endpoint
+        options: dict[str, Any] = {}
+        if endpoint:
+            options["endpoint"] = endpoint
+            addressing = (self.client.meta.config.s3 or {}).get("addressing_style")
+            options["virtual_hosted_style_request"] = addressing == "virtual"
+        if self._unsigned:
+            options["skip_signature"] = True
+        else:
+            session = self._session or boto3.Session()
+            if session.get_credentials() is None:
+                raise NoCredentialsError()
+            options["credential_provider"] = Boto3CredentialProvider(session)
+        return S3Store(
+            bucket,
+            region=self.client.meta.region_name or "us-east-1",
+            client_options={
+                "allow_http": bool(endpoint and endpoint.startswith("http://")),
+                "connect_timeout": timedelta(seconds=5),
+                "timeout": timedelta(seconds=30),
+                "pool_max_idle_per_host": str(self.max_in_flight),
+            },
+            retry_config={"max_retries": 0},  # engine.retry owns retries
+            **options,
+        )
+
+    def _check_bucket(self, bucket: str) -> None:
+        if bucket in self._buckets_seen:
+            return
+        try:
+            self.client.head_bucket(Bucket=bucket)  # inside the GET's retries already
         except ClientError as exc:
             if _is_not_found(exc):
-                raise object_not_found(uri) from None
+                raise ClientError(
+                    {
+                        "Error": {"Code": "NoSuchBucket", "Message": f"no bucket {bucket!r}"},
+                        "ResponseMetadata": {"HTTPStatusCode": 404},
+                    },
+                    "GetObject",
+                ) from None
             raise
-
-    def _get_object_once(self, uri: str, bucket: str, key: str) -> bytes:
-        response = self.client.get_object(Bucket=bucket, Key=key)
-        # Not `with response["Body"]`: botocore's StreamingBody.__enter__ hands out the raw
-        # urllib3 stream, whose errors skip botocore's wrapping (and so look non-transient).
-        # Closing an unread body drops its connection, which is what an oversize object deserves.
-        with closing(response["Body"]) as body:
-            size = response["ContentLength"]
-            if size > self.max_object_bytes:
-                raise too_large(uri, size, self.max_object_bytes)
-            data: bytes = body.read()
-            return data
+        self._buckets_seen.add(bucket)
 
     def _retry(
         self,
@@ -258,6 +316,32 @@ class S3ObjectStore:
             if translated is None:
                 raise
             raise translated from exc
+
+
+def too_large(uri: str, size: int, cap: int) -> DocumentError:
+    return DocumentError("fetch", f"object too large: {uri} is {size} bytes, the cap is {cap}")
+
+
+def _as_boto_error(exc: ObstoreError) -> Exception:
+    """An obstore error as boto3 would have raised it, for :func:`s3_error_kind`: an S3 error
+    answer as ``ClientError`` (status and code from the answer), anything without an answer
+    (refused or lost connection, timeout, cut-off body) as ``ConnectionError`` (transient)."""
+    text = str(exc)
+    status = _STATUS.search(text)
+    if status is None:
+        return ConnectionError(text.split("\n\nDebug source:", 1)[0])
+    code = _CODE.search(text)
+    message = _MESSAGE.search(text)
+    return ClientError(
+        {
+            "Error": {
+                "Code": code.group(1) if code else status.group(1),
+                "Message": message.group(1) if message else text.splitlines()[0],
+            },
+            "ResponseMetadata": {"HTTPStatusCode": int(status.group(1))},
+        },
+        "GetObject",
+    )
 
 
 def _is_not_found(exc: ClientError) -> bool:
