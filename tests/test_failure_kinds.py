@@ -33,11 +33,11 @@ from reingest_assets.domain.failures import (
 from reingest_assets.engine.runner import normalize_partition
 from reingest_assets.resources.pg import pg_error_kind
 from reingest_assets.resources.registry import Registry
-from reingest_assets.resources.s3_store import S3ObjectStore, s3_error_kind
+from reingest_assets.resources.s3_store import s3_error_kind
 from reingest_assets.resources.stores.weaviate import weaviate_error_kind
 from support.faults import PART, register_corpus
 from support.pipeline import make_pipeline
-from support.s3 import Fault, fault_proxy, moto_s3_server, s3_client
+from support.s3 import Fault, fault_proxy, moto_s3_server, s3_client, s3_store
 
 TINY_DELAY = 0.001
 
@@ -139,7 +139,7 @@ def test_a_missing_bucket_is_a_configuration_error_naming_reingest_bucket(
     s3_endpoint: str,
 ) -> None:
     with fault_proxy(s3_endpoint) as proxy:
-        store = S3ObjectStore(s3_client(proxy.url), "no-such-bucket-here", base_delay=TINY_DELAY)
+        store = s3_store(proxy.url, "no-such-bucket-here", base_delay=TINY_DELAY)
         with pytest.raises(ConfigurationError) as caught:
             store.get("raw/doc.json")
         assert proxy.count("GET") == 1  # not retried
@@ -153,7 +153,7 @@ def test_access_denied_is_a_configuration_error_naming_the_credentials(s3_endpoi
     s3_client(s3_endpoint).create_bucket(Bucket=bucket)
     denied = Fault("error", None, method=None, status=403, code="AccessDenied")
     with fault_proxy(s3_endpoint, [denied]) as proxy:
-        store = S3ObjectStore(s3_client(proxy.url), bucket, base_delay=TINY_DELAY)
+        store = s3_store(proxy.url, bucket, base_delay=TINY_DELAY)
         with pytest.raises(ConfigurationError) as caught:
             store.get("raw/doc.json")
         with pytest.raises(ConfigurationError):
@@ -170,10 +170,10 @@ def test_access_denied_stops_the_run_and_leaves_no_failure_rows_to_repair(
     bucket = f"b-{uuid.uuid4().hex[:8]}"
     s3_client(s3_endpoint).create_bucket(Bucket=bucket)
     p = make_pipeline(pg_url, tmp_path / "unused", batch_size=10)
-    register_corpus(p.registry, S3ObjectStore(s3_client(s3_endpoint), bucket), 20, bucket=bucket)
+    register_corpus(p.registry, s3_store(s3_endpoint, bucket), 20, bucket=bucket)
     denied = Fault("error", None, status=403, code="AccessDenied")
     with fault_proxy(s3_endpoint, [denied]) as proxy:
-        p.objects = S3ObjectStore(s3_client(proxy.url), bucket, base_delay=TINY_DELAY)
+        p.objects = s3_store(proxy.url, bucket, base_delay=TINY_DELAY)
         with pytest.raises(ConfigurationError, match="AccessDenied"):
             normalize_partition(p, PART)
         assert proxy.count("GET") <= p.objects.max_in_flight + 10  # stopped, not retried
