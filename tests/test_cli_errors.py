@@ -127,7 +127,7 @@ def test_wrong_collection_schema_lists_the_differences(
         monkeypatch.setenv("REINGEST_WEAVIATE_HTTP_PORT", str(target.fake.http_port))
         monkeypatch.setenv("REINGEST_WEAVIATE_GRPC_HOST", "127.0.0.1")
         monkeypatch.setenv("REINGEST_WEAVIATE_GRPC_PORT", str(target.fake.grpc_port))
-        code, _, err = run_cli(capsys, "status")
+        code, _, err = run_cli(capsys, "migrate")
     assert code == SETTINGS_EXIT
     assert "DocumentChunk_v2 does not match" in err
     assert "parent_uid: tokenization word, expected field" in err

@@ -13,7 +13,7 @@ from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._serdes import serialize_value
 
 from reingest_assets.assets import document_chunks_v2, normalized_documents
-from reingest_assets.definitions import build_resources
+from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.resources.local_store import LocalObjectStore
 from reingest_assets.resources.pg import PgClient
 from reingest_assets.resources.redaction import redact
@@ -44,7 +44,7 @@ def secrets_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: s
     monkeypatch.setenv("REINGEST_BATCH_SIZE", "25")
     return Definitions(
         assets=[normalized_documents, document_chunks_v2],
-        resources={"reingest": build_resources(Settings())},
+        resources={"reingest": ReingestResource.from_settings(Settings())},
     )
 
 

@@ -34,11 +34,8 @@ from reingest_assets.engine.runner import (
     heap_frozen,
     normalize_partition,
 )
-from reingest_assets.partitions import build_partitions
-from reingest_assets.settings import Settings
+from reingest_assets.partitions import PARTITIONS
 
-SETTINGS = Settings()
-PARTITIONS = build_partitions(SETTINGS)
 GROUP = "reingest"
 # Run tag naming the mode a run was started in (full, repair, validate, ...): repair runs
 # count repair attempts.
@@ -64,11 +61,9 @@ class ChunkRunConfig(ReingestRunConfig):
 def raw_documents(context: Any, reingest: ReingestResource) -> DataVersionsByPartition:
     """What the registry holds per partition: the data version changes whenever a document is
     added, removed or its content hash changes, so downstream partitions show as stale."""
-    registry = reingest.postgres.registry()
-    try:
-        summaries = registry.partition_summaries(SETTINGS.sources, SETTINGS.start_date)
-    finally:
-        registry.close()
+    summaries = reingest.adapters.registry.partition_summaries(
+        reingest.sources, reingest.start_date
+    )
     return DataVersionsByPartition(
         {
             key: DataVersion("{}:{}".format(*summaries.get(key, (0, "empty"))))
@@ -136,8 +131,15 @@ def _observe_each(
 
 
 @contextmanager
-def _pipeline(context: AssetExecutionContext, reingest: ReingestResource) -> Iterator[Pipeline]:
+def _pipeline(
+    context: AssetExecutionContext, reingest: ReingestResource, *, writes: bool
+) -> Iterator[Pipeline]:
+    """The step's pipeline; a step that writes applies pending schema changes first."""
     with heap_frozen():
+        if writes:
+            applied = reingest.migrate()
+            if applied:
+                context.log.info(f"migrations applied: {', '.join(applied)}")
         pipeline = reingest.pipeline(
             context.run.run_id,
             context.log.info,
@@ -146,7 +148,7 @@ def _pipeline(context: AssetExecutionContext, reingest: ReingestResource) -> Ite
         try:
             yield pipeline
         finally:
-            pipeline.close()
+            pipeline.finish()
 
 
 def _run_stage(
@@ -157,7 +159,7 @@ def _run_stage(
 ) -> dict[str, Any]:
     """Run an engine stage over each partition of the run, one after the other on one
     pipeline; each partition's figures become its observation, the run's its metadata."""
-    with _pipeline(context, reingest) as pipeline:
+    with _pipeline(context, reingest, writes=True) as pipeline:
         reports = _observe_each(
             context,
             context.asset_key,
@@ -206,7 +208,7 @@ def document_chunks_v2(
     recorded and the run goes on. With ``dry_run`` the plan of each partition is logged as an
     observation of this asset instead, and nothing is written."""
     if config.dry_run:
-        with _pipeline(context, reingest) as pipeline:
+        with _pipeline(context, reingest, writes=False) as pipeline:
             for k in context.partition_keys:
                 _log_plan(
                     context,

@@ -32,10 +32,11 @@ from dagster import (
     multi_asset_check,
 )
 
-from reingest_assets.assets import PARTITIONS, SETTINGS, document_chunks_v2
+from reingest_assets.assets import document_chunks_v2
 from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.engine.runner import Partition, heap_frozen
 from reingest_assets.engine.validation import CHECKS, CheckOutcome, validate_partition
+from reingest_assets.partitions import PARTITIONS
 
 CHECK_SPECS = [
     AssetCheckSpec(
@@ -94,9 +95,9 @@ def document_chunks_v2_validation(
                     pipeline.objects,
                     Partition.from_key(key),
                     chunker=pipeline.chunker,
-                    sample_size=SETTINGS.validation_sample,
-                    content_sample=SETTINGS.validation_content_sample,
-                    max_failure_rate=SETTINGS.max_failure_rate,
+                    sample_size=reingest.validation_sample,
+                    content_sample=reingest.validation_content_sample,
+                    max_failure_rate=reingest.max_failure_rate,
                     batch_size=pipeline.batch_size,
                     run_id=context.run.run_id if materializing else None,
                 )
@@ -105,4 +106,4 @@ def document_chunks_v2_validation(
                     if AssetCheckKey(document_chunks_v2.key, outcome.name) in selected:
                         yield _evaluation(key, outcome)
         finally:
-            pipeline.close()
+            pipeline.finish()

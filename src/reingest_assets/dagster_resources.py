@@ -1,18 +1,22 @@
-"""Dagster resources: thin ConfigurableResources that build the adapters from settings.
+"""Dagster resources: the one owner of the pipeline's configuration and of its adapters' lifecycle.
 
-Secrets (database URL, API keys) come from ``EnvVar`` so the UI shows the variable's name,
-never its value.
+Every value comes from a ``REINGEST_*`` setting (``settings.py`` checks it and names the variable
+when it is wrong); secrets (database URL, API keys) come from ``EnvVar`` so the UI shows the
+variable's name, never its value. ``ReingestResource`` opens the adapters on first use within a
+step and closes them once when the step ends. Building a resource changes no schema: migrations
+and store DDL run only when asked (:meth:`ReingestResource.migrate`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Literal
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from dagster_aws.s3 import S3Resource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from reingest_assets.engine.runner import Pipeline
 from reingest_assets.resources.embedded_pg import embedded_postgres_url
@@ -20,6 +24,7 @@ from reingest_assets.resources.embedders import Embedder
 from reingest_assets.resources.object_store import ObjectStore
 from reingest_assets.resources.registry import Registry
 from reingest_assets.resources.stores import COLLECTION, ChunkStore
+from reingest_assets.settings import EmbedderKind, ObjectStoreKind, Settings, StoreKind, Vectorizer
 
 
 class PostgresResource(ConfigurableResource):
@@ -31,16 +36,11 @@ class PostgresResource(ConfigurableResource):
     def resolved_url(self) -> str:
         return self.url or embedded_postgres_url(Path(self.embedded_dir))
 
-    def registry(self) -> Registry:
-        registry = Registry(self.resolved_url())
-        registry.migrate()
-        return registry
-
 
 class ObjectStoreResource(ConfigurableResource):
     """Raw records and normalized Parquet: a local directory, or S3 through dagster-aws."""
 
-    kind: str = Field(default="local", description="local | s3")
+    kind: ObjectStoreKind = "local"
     bucket: str = "reingest"
     local_root: str = ".reingest/objects"
     s3: S3Resource = Field(default_factory=S3Resource)
@@ -67,8 +67,6 @@ class ObjectStoreResource(ConfigurableResource):
                 unsigned=s3.use_unsigned_session,
                 max_in_flight=self.max_in_flight,
             )
-        if self.kind != "local":
-            raise ValueError(f"object store kind must be 'local' or 's3', not {self.kind!r}")
         from reingest_assets.resources.local_store import LocalObjectStore
 
         return LocalObjectStore(Path(self.local_root), bucket=self.bucket)
@@ -77,7 +75,7 @@ class ObjectStoreResource(ConfigurableResource):
 class ChunkStoreResource(ConfigurableResource):
     """Where DocumentChunk_v2 lives: pgvector (the registry's database) or Weaviate."""
 
-    kind: str = Field(default="pgvector", description="pgvector | weaviate")
+    kind: StoreKind = "pgvector"
     pgvector_fulltext: bool = Field(
         default=False, description="pgvector: a GIN full-text index on the chunk text"
     )
@@ -89,9 +87,7 @@ class ChunkStoreResource(ConfigurableResource):
     weaviate_grpc_secure: bool = False
     weaviate_cloud_url: str = ""
     weaviate_api_key: str = ""
-    weaviate_vectorizer: Literal["text2vec-openai", "text2vec-transformers", "none"] = (
-        "text2vec-openai"
-    )
+    weaviate_vectorizer: Vectorizer = "text2vec-openai"
     weaviate_alias: str = ""
     weaviate_collection: str = Field(
         default=COLLECTION,
@@ -102,21 +98,13 @@ class ChunkStoreResource(ConfigurableResource):
         default="", description="sent as X-OpenAI-Api-Key for the text2vec-openai vectorizer"
     )
 
-    def store(self, postgres: PostgresResource) -> ChunkStore:
+    def store(self, database_url: str) -> ChunkStore:
+        """The store, connected but unchanged: its schema is created by ``ensure_schema``."""
         if self.kind == "pgvector":
             from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 
-            store: ChunkStore = PgVectorChunkStore(
-                postgres.resolved_url(), fulltext=self.pgvector_fulltext
-            )
-        elif self.kind == "weaviate":
-            store = self._weaviate_store()
-        else:
-            raise ValueError(
-                f"chunk store kind must be 'pgvector' or 'weaviate', not {self.kind!r}"
-            )
-        store.ensure_schema()
-        return store
+            return PgVectorChunkStore(database_url, fulltext=self.pgvector_fulltext)
+        return self._weaviate_store()
 
     def _weaviate_store(self) -> ChunkStore:
         from reingest_assets.resources.stores.weaviate import WeaviateChunkStore
@@ -153,7 +141,7 @@ class EmbedderResource(ConfigurableResource):
     """Self-provided vectors: an OpenAI-compatible endpoint or a local sentence-transformers
     model; ``none`` leaves vectors to the store (Weaviate's vectorizer) or out."""
 
-    kind: Literal["none", "openai", "sentence-transformers"] = "none"
+    kind: EmbedderKind = "none"
     url: str = "https://api.openai.com/v1"
     model: str = Field(default="", description="empty: the kind's default model")
     dimensions: int = Field(default=1536, description="openai: the vector size requested")
@@ -177,27 +165,157 @@ class EmbedderResource(ConfigurableResource):
         return None
 
 
+class Adapters:
+    """The adapters of one step, each opened on first use (a sensor tick that reads the registry
+    connects to nothing else) and closed once by :meth:`close`."""
+
+    def __init__(self, resource: ReingestResource) -> None:
+        self._resource = resource
+
+    @cached_property
+    def database_url(self) -> str:
+        return self._resource.postgres.resolved_url()
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry(self.database_url)
+
+    @cached_property
+    def objects(self) -> ObjectStore:
+        return self._resource.object_store.store()
+
+    @cached_property
+    def store(self) -> ChunkStore:
+        return self._resource.chunk_store.store(self.database_url)
+
+    @cached_property
+    def embedder(self) -> Embedder | None:
+        return self._resource.embedder.embedder()
+
+    def close(self) -> None:
+        """Close what was opened; the store finishes its deferred work first."""
+        opened = vars(self)
+        try:
+            if "store" in opened:
+                self.store.close()
+        finally:
+            if "registry" in opened:
+                self.registry.close()
+
+
 class ReingestResource(ConfigurableResource):
-    """The engine's wiring for one run: registry, object store, chunk store and batch sizes."""
+    """The engine's wiring: registry, object store, chunk store, embedder, the sources and start
+    date, batch sizes and the validation thresholds."""
 
     postgres: PostgresResource
     object_store: ObjectStoreResource
     chunk_store: ChunkStoreResource
     embedder: EmbedderResource = Field(default_factory=EmbedderResource)
+    sources: list[str] = Field(default_factory=lambda: ["pubmed"])
+    start_date: str = Field(default="2026-11-01", description="first ingest date, YYYY-MM-DD")
     batch_size: int = 2000
     workers: int = 2
     max_attempts: int = Field(
         default=3, description="failed repair runs before a failure is permanent"
     )
+    validation_sample: int = Field(default=20, description="offenders listed per check")
+    validation_content_sample: int = Field(
+        default=1000, description="documents per partition whose chunks a run's checks read"
+    )
+    max_failure_rate: float = Field(
+        default=0.01, description="unresolved failures per document above which a check fails"
+    )
+
+    _adapters: Adapters | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReingestResource:
+        def secret(name: str) -> str:
+            # EnvVar only when set: Dagster refuses to resolve an unset one.
+            return EnvVar(name) if name in settings.secrets_set else ""
+
+        return cls(
+            postgres=PostgresResource(
+                url=secret("REINGEST_DATABASE_URL"), embedded_dir=str(settings.pg_dir)
+            ),
+            object_store=ObjectStoreResource(
+                kind=settings.object_store,
+                bucket=settings.bucket,
+                local_root=str(settings.objects_dir),
+                s3=S3Resource(
+                    endpoint_url=settings.s3_endpoint_url or None,
+                    region_name=settings.s3_region,
+                    aws_access_key_id=secret("AWS_ACCESS_KEY_ID") or None,
+                    aws_secret_access_key=secret("AWS_SECRET_ACCESS_KEY") or None,
+                ),
+            ),
+            chunk_store=ChunkStoreResource(
+                kind=settings.store,
+                pgvector_fulltext=settings.pgvector_fulltext,
+                weaviate_http_host=settings.weaviate_http_host,
+                weaviate_http_port=settings.weaviate_http_port,
+                weaviate_grpc_host=settings.weaviate_grpc_host,
+                weaviate_grpc_port=settings.weaviate_grpc_port,
+                weaviate_cloud_url=settings.weaviate_cloud_url,
+                weaviate_api_key=secret("REINGEST_WEAVIATE_API_KEY"),
+                weaviate_vectorizer=settings.weaviate_vectorizer,
+                weaviate_alias=settings.weaviate_alias,
+                weaviate_collection=settings.weaviate_collection,
+                weaviate_openai_api_key=secret("REINGEST_OPENAI_API_KEY"),
+            ),
+            embedder=EmbedderResource(
+                kind=settings.embedder,
+                url=settings.embedder_url,
+                model=settings.embedder_model,
+                dimensions=settings.embedder_dimensions,
+                api_key=secret("REINGEST_EMBEDDER_API_KEY"),
+            ),
+            sources=list(settings.sources),
+            start_date=settings.start_date,
+            batch_size=settings.batch_size,
+            workers=settings.workers,
+            max_attempts=settings.max_attempts,
+            validation_sample=settings.validation_sample,
+            validation_content_sample=settings.validation_content_sample,
+            max_failure_rate=settings.max_failure_rate,
+        )
+
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[ReingestResource]:
+        self._adapters = Adapters(self)
+        try:
+            yield self
+        finally:
+            adapters, self._adapters = self._adapters, None
+            adapters.close()
+
+    @property
+    def adapters(self) -> Adapters:
+        if self._adapters is None:
+            raise RuntimeError(
+                "ReingestResource opens its adapters within a Dagster step or sensor tick "
+                "(or dagster.build_resources)"
+            )
+        return self._adapters
+
+    def migrate(self) -> list[str]:
+        """The schema changes a writing run makes first: pending registry migrations, then the
+        chunk store's schema (table, indexes / collection). Returns the migrations applied."""
+        applied = self.adapters.registry.migrate()
+        self.adapters.store.ensure_schema()
+        return applied
 
     def pipeline(
         self, run_id: str, log: Callable[[str], None], *, repair: bool = False
     ) -> Pipeline:
+        """The engine over this step's adapters; ``Pipeline.finish`` ends its part, the
+        resource closes the adapters when the step ends."""
+        adapters = self.adapters
         return Pipeline(
-            registry=self.postgres.registry(),
-            objects=self.object_store.store(),
-            store=self.chunk_store.store(self.postgres),
-            embedder=self.embedder.embedder(),
+            registry=adapters.registry,
+            objects=adapters.objects,
+            store=adapters.store,
+            embedder=adapters.embedder,
             run_id=run_id,
             batch_size=self.batch_size,
             workers=self.workers,

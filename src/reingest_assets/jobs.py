@@ -16,17 +16,12 @@ from dagster import (
 )
 from pydantic import Field
 
-from reingest_assets.assets import (
-    PARTITIONS,
-    SETTINGS,
-    document_chunks_v2,
-    normalized_documents,
-    raw_documents,
-)
+from reingest_assets.assets import document_chunks_v2, normalized_documents, raw_documents
 from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.engine.cutover import CutoverReport, cutover
 from reingest_assets.engine.rollback import rollback
 from reingest_assets.engine.runner import Partition, Pipeline
+from reingest_assets.partitions import PARTITIONS
 from reingest_assets.resources.stores.weaviate import (
     WeaviateChunkStore,
     WeaviateStoreError,
@@ -134,7 +129,7 @@ def rollback_op(
             report["alias_previous"] = previous
         return {**report, "alias_target": config.alias_target or None}
     finally:
-        pipeline.close()
+        pipeline.finish()
 
 
 @job(tags={"reingest/mode": "rollback"})
@@ -151,7 +146,7 @@ def run_cutover(
     pipeline = reingest.pipeline(run_id, log)
     try:
         store = _alias_store(pipeline)
-        keys = pipeline.registry.partition_summaries(SETTINGS.sources, SETTINGS.start_date)
+        keys = pipeline.registry.partition_summaries(reingest.sources, reingest.start_date)
         report = cutover(
             pipeline.registry,
             store,
@@ -159,15 +154,14 @@ def run_cutover(
             [Partition.from_key(key) for key in sorted(keys)],
             promote=store.promote,
             chunker=pipeline.chunker,
-            sample_size=SETTINGS.validation_sample,
-            max_failure_rate=SETTINGS.max_failure_rate,
+            sample_size=reingest.validation_sample,
+            max_failure_rate=reingest.max_failure_rate,
             batch_size=pipeline.batch_size,
             log=log,
         )
         return store.alias or "", report
     finally:
-        pipeline.close()
-        pipeline.store.close()
+        pipeline.finish()
 
 
 @op

@@ -14,3 +14,9 @@ def build_partitions(settings: Settings) -> MultiPartitionsDefinition:
             "ingest_date": DailyPartitionsDefinition(start_date=settings.start_date),
         }
     )
+
+
+# Read once when the code location loads: the partitions (and the sensor's and schedules' tick
+# settings) exist before any resource does. Everything a run uses comes from its resources.
+LOAD_SETTINGS = Settings()
+PARTITIONS = build_partitions(LOAD_SETTINGS)

@@ -28,17 +28,23 @@ WEAVIATE_ENDPOINT = (
 )
 
 
-def check_stack(stack: Stack) -> None:
-    """Connect to the database, find the bucket (S3) and check or create the chunk store's
-    schema, with the settings the runs will use. Raises what the failing client raised."""
-    from reingest_assets.definitions import build_resources as reingest_resources
+def check_stack(stack: Stack, *, migrate: bool = False) -> list[str]:
+    """Connect to the database, find the bucket (S3) and reach the chunk store, with the
+    settings the runs will use; with ``migrate`` (commands that write) also apply pending
+    migrations and the store's schema, and return the migrations applied. Without it nothing
+    is changed. Raises what the failing client raised."""
+    from reingest_assets.dagster_resources import ReingestResource
 
     psycopg.connect(stack.database_url, connect_timeout=10).close()
-    with build_resources({"reingest": reingest_resources(stack.settings)}) as resources:
-        objects = resources.reingest.object_store
+    with build_resources({"reingest": ReingestResource.from_settings(stack.settings)}) as resources:
+        reingest: ReingestResource = resources.reingest
+        objects = reingest.object_store
         if objects.kind == "s3":
             objects.s3.get_client().head_bucket(Bucket=objects.bucket)
-        resources.reingest.chunk_store.store(resources.reingest.postgres).close()
+        if migrate:
+            return reingest.migrate()
+        reingest.adapters.store  # noqa: B018 - connecting is the check (Weaviate)
+    return []
 
 
 def explain(exc: BaseException, settings: Settings) -> str | None:
@@ -68,6 +74,11 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def _explain_one(error: BaseException, settings: Settings) -> str | None:
     if isinstance(error, SettingsError):
         return str(error)
+    if isinstance(error, psycopg.errors.UndefinedTable):
+        return (
+            f"the database has no reingest tables yet ({str(error).splitlines()[0]}): run "
+            "`reingest migrate` (or a command that writes: demo, full, dev) first"
+        )
     if isinstance(error, psycopg.OperationalError):
         return _database(error, settings)
     if isinstance(error, ClientError):

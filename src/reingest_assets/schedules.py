@@ -11,11 +11,13 @@
 
 from dagster import DefaultScheduleStatus, ScheduleDefinition, build_schedule_from_partitioned_job
 
-from reingest_assets.assets import SETTINGS
 from reingest_assets.jobs import observe_raw_documents_job, reingest_job
+from reingest_assets.partitions import LOAD_SETTINGS
 
 _STATUS = (
-    DefaultScheduleStatus.RUNNING if SETTINGS.schedules_running else DefaultScheduleStatus.STOPPED
+    DefaultScheduleStatus.RUNNING
+    if LOAD_SETTINGS.schedules_running
+    else DefaultScheduleStatus.STOPPED
 )
 
 reingest_job_schedule = build_schedule_from_partitioned_job(
@@ -29,7 +31,7 @@ reingest_job_schedule = build_schedule_from_partitioned_job(
 observe_raw_documents_schedule = ScheduleDefinition(
     name="observe_raw_documents_schedule",
     job=observe_raw_documents_job,
-    cron_schedule=SETTINGS.observe_cron,
+    cron_schedule=LOAD_SETTINGS.observe_cron,
     default_status=_STATUS,
     description="Observe raw_documents so stale partitions show in the UI.",
 )

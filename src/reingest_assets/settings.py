@@ -10,6 +10,25 @@ import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Literal, cast, get_args
+
+from reingest_assets.resources.stores import COLLECTION
+
+# Variables whose values are secrets: the Dagster resources read them through ``EnvVar`` (the UI
+# shows the name, never the value), so settings only record which of them are set.
+ObjectStoreKind = Literal["local", "s3"]
+StoreKind = Literal["pgvector", "weaviate"]
+EmbedderKind = Literal["none", "openai", "sentence-transformers"]
+Vectorizer = Literal["text2vec-openai", "text2vec-transformers", "none"]
+
+SECRETS = (
+    "REINGEST_DATABASE_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "REINGEST_WEAVIATE_API_KEY",
+    "REINGEST_OPENAI_API_KEY",
+    "REINGEST_EMBEDDER_API_KEY",
+)
 
 
 class SettingsError(ValueError):
@@ -67,8 +86,10 @@ class Settings:
     home: Path = field(default_factory=lambda: Path(_env("HOME", ".reingest")).resolve())
     # Empty: start (or reuse) the embedded Postgres under ``home/pg``.
     database_url: str = field(default_factory=lambda: _env("DATABASE_URL", ""))
-    object_store: str = field(
-        default_factory=lambda: _env_choice("OBJECT_STORE", "local", ("local", "s3"))
+    object_store: ObjectStoreKind = field(
+        default_factory=lambda: cast(
+            ObjectStoreKind, _env_choice("OBJECT_STORE", "local", get_args(ObjectStoreKind))
+        )
     )
     bucket: str = field(default_factory=lambda: _env("BUCKET", "reingest"))
     s3_endpoint_url: str = field(default_factory=lambda: _env("S3_ENDPOINT_URL", ""))
@@ -78,8 +99,10 @@ class Settings:
     pgvector_fulltext: bool = field(
         default_factory=lambda: _env_choice("PGVECTOR_FULLTEXT", "off", ("on", "off")) == "on"
     )
-    store: str = field(
-        default_factory=lambda: _env_choice("STORE", "pgvector", ("pgvector", "weaviate"))
+    store: StoreKind = field(
+        default_factory=lambda: cast(
+            StoreKind, _env_choice("STORE", "pgvector", get_args(StoreKind))
+        )
     )
     sources: tuple[str, ...] = field(default_factory=lambda: _env_list("SOURCES", "pubmed"))
     start_date: str = field(default_factory=lambda: _env("START_DATE", "2026-11-01"))
@@ -108,9 +131,9 @@ class Settings:
     # Self-provided vectors: the pipeline embeds each chunk (pgvector's vector column, or
     # Weaviate with REINGEST_WEAVIATE_VECTORIZER=none). The API key is read as a secret
     # (REINGEST_EMBEDDER_API_KEY) by the Dagster resource, never kept here.
-    embedder: str = field(
-        default_factory=lambda: _env_choice(
-            "EMBEDDER", "none", ("none", "openai", "sentence-transformers")
+    embedder: EmbedderKind = field(
+        default_factory=lambda: cast(
+            EmbedderKind, _env_choice("EMBEDDER", "none", get_args(EmbedderKind))
         )
     )
     embedder_url: str = field(
@@ -119,6 +142,25 @@ class Settings:
     # Empty: the kind's default model (text-embedding-3-small, all-MiniLM-L6-v2).
     embedder_model: str = field(default_factory=lambda: _env("EMBEDDER_MODEL", ""))
     embedder_dimensions: int = field(default_factory=lambda: _env_int("EMBEDDER_DIMENSIONS", 1536))
+    # Weaviate (REINGEST_STORE=weaviate): self-hosted endpoints, or a Weaviate Cloud URL.
+    weaviate_http_host: str = field(default_factory=lambda: _env("WEAVIATE_HTTP_HOST", "localhost"))
+    weaviate_http_port: int = field(default_factory=lambda: _env_int("WEAVIATE_HTTP_PORT", 8080))
+    weaviate_grpc_host: str = field(default_factory=lambda: _env("WEAVIATE_GRPC_HOST", "localhost"))
+    weaviate_grpc_port: int = field(default_factory=lambda: _env_int("WEAVIATE_GRPC_PORT", 50051))
+    weaviate_cloud_url: str = field(default_factory=lambda: _env("WEAVIATE_CLOUD_URL", ""))
+    weaviate_vectorizer: Vectorizer = field(
+        default_factory=lambda: cast(
+            Vectorizer, _env_choice("WEAVIATE_VECTORIZER", "text2vec-openai", get_args(Vectorizer))
+        )
+    )
+    weaviate_alias: str = field(default_factory=lambda: _env("WEAVIATE_ALIAS", ""))
+    weaviate_collection: str = field(
+        default_factory=lambda: _env("WEAVIATE_COLLECTION", COLLECTION)
+    )
+    # Which of SECRETS are set (non-empty); their values stay in the environment.
+    secrets_set: frozenset[str] = field(
+        default_factory=lambda: frozenset(n for n in SECRETS if os.environ.get(n))
+    )
 
     def __post_init__(self) -> None:
         try:
@@ -129,7 +171,7 @@ class Settings:
             ) from None
         if not self.sources:
             raise SettingsError("REINGEST_SOURCES is empty: set a comma-separated list of sources")
-        vectorizer = _env("WEAVIATE_VECTORIZER", "text2vec-openai")
+        vectorizer = self.weaviate_vectorizer
         if self.store == "weaviate" and self.embedder != "none" and vectorizer != "none":
             raise SettingsError(
                 f"REINGEST_EMBEDDER={self.embedder} with REINGEST_WEAVIATE_VECTORIZER="

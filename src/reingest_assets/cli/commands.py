@@ -31,17 +31,31 @@ def _with_progress(run_config: dict[str, Any] | None) -> dict[str, Any]:
     return {**run_config, "loggers": {**loggers, "progress": {}}}
 
 
-def _ready_stack() -> Stack:
-    """The local stack, with every store the settings name reached before anything runs."""
+def _ready_stack(*, migrate: bool = False) -> Stack:
+    """The local stack, with every store the settings name reached before anything runs;
+    ``migrate`` (commands that write) applies pending schema changes first."""
     from reingest_assets.preflight import check_stack
 
     stack = prepare_stack()
-    check_stack(stack)
+    check_stack(stack, migrate=migrate)
     return stack
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending registry migrations and the chunk store's schema (tables, indexes,
+    collection): the only command that changes a schema without writing data."""
+    from reingest_assets.preflight import check_stack
+
+    applied = check_stack(prepare_stack(), migrate=True)
+    if args.json:
+        print_json({"applied": applied})
+    else:
+        print(f"migrations applied: {', '.join(applied)}" if applied else "schema up to date")
+    return 0
+
+
 def cmd_full(args: argparse.Namespace) -> int:
-    stack = _ready_stack()
+    stack = _ready_stack(migrate=not args.dry_run)
     if args.dry_run:
         return _dry_run(stack, args)
     summary = _full(
@@ -212,14 +226,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     sources, dates = _selected(stack, args)
     keys = [f"{d}|{s}" for d in dates for s in sources]
     with build_resources({"reingest": (defs.resources or {})["reingest"]}) as resources:
-        store = resources.reingest.chunk_store.store(resources.reingest.postgres)
-        target = store.target
-        store.close()
-        registry = resources.reingest.postgres.registry()
-        embedder = resources.reingest.embedder.embedder()
-    try:
+        adapters = resources.reingest.adapters
+        target = adapters.store.target
+        embedder = adapters.embedder
         counts = (
-            registry.partition_status(
+            adapters.registry.partition_status(
                 target,
                 sources,
                 dates[0],
@@ -230,8 +241,6 @@ def cmd_status(args: argparse.Namespace) -> int:
             if dates
             else {}
         )
-    finally:
-        registry.close()
     with DagsterInstance.get() as instance:
         states = (
             instance.get_status_by_partition(document_chunks_v2.key, keys, PARTITIONS) or {}
@@ -353,7 +362,7 @@ def cmd_cutover(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate a PubMed-like corpus into the local object store and registry, then run full."""
 
-    stack = _ready_stack()
+    stack = _ready_stack(migrate=True)
     settings = stack.settings
     if settings.object_store != "local":
         print(
@@ -390,7 +399,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """The Dagster webserver and daemon on the local stack (embedded Postgres by default)."""
-    _ready_stack()
+    _ready_stack(migrate=True)
     print(
         f"Dagster UI on http://{args.host}:{args.port}  (DAGSTER_HOME={os.environ['DAGSTER_HOME']})"
     )
@@ -479,4 +488,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "bench": cmd_bench,
     "bench-fetch": cmd_bench_fetch,
     "dev": cmd_dev,
+    "migrate": cmd_migrate,
 }

@@ -104,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_fetch.add_argument("--json", action="store_true", help="print one JSON object")
 
+    migrate = sub.add_parser(
+        "migrate", help="apply pending schema changes (registry tables, chunk store schema)"
+    )
+    migrate.add_argument("--json", action="store_true", help="print JSON")
+
     dev = sub.add_parser("dev", help="start the Dagster webserver and daemon on the local stack")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)

@@ -120,12 +120,21 @@ class Pipeline:
             uids=uids,
         )
 
-    def close(self) -> None:
-        """Stop the workers and close the adapters (the store finishes deferred work)."""
+    def finish(self) -> None:
+        """End this pipeline's work: stop the workers and let the store finish what it
+        deferred (the checks that follow read an analyzed table). The adapters stay open for
+        their owner (the Dagster resource) to close."""
         try:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
+        finally:
+            self.store.finish()
+
+    def close(self) -> None:
+        """Finish, then close the adapters: for callers that built them (tests, tools)."""
+        try:
+            self.finish()
         finally:
             try:
                 self.store.close()

@@ -23,9 +23,9 @@ from dagster import (
     sensor,
 )
 
-from reingest_assets.assets import PARTITIONS, SETTINGS
 from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.jobs import repair_job
+from reingest_assets.partitions import LOAD_SETTINGS, PARTITIONS
 from reingest_assets.resources.registry import RepairableFailure
 
 # Failures read per tick: a bound on one tick's work; the rest waits for the next tick.
@@ -66,19 +66,15 @@ def repair_requests(failures: list[RepairableFailure]) -> list[RunRequest]:
 
 @sensor(
     job=repair_job,
-    minimum_interval_seconds=SETTINGS.repair_interval_seconds,
+    minimum_interval_seconds=LOAD_SETTINGS.repair_interval_seconds,
     default_status=DefaultSensorStatus.RUNNING
-    if SETTINGS.repair_sensor_running
+    if LOAD_SETTINGS.repair_sensor_running
     else DefaultSensorStatus.STOPPED,
     description="Re-run failed documents (transient, or data whose source was fixed), one run "
     "per partition, until they succeed or turn permanent.",
 )
 def repair_sensor(context: SensorEvaluationContext, reingest: ReingestResource) -> SensorResult:
-    registry = reingest.postgres.registry()
-    try:
-        failures = registry.repairable_failures(limit=MAX_FAILURES_PER_TICK)
-    finally:
-        registry.close()
+    failures = reingest.adapters.registry.repairable_failures(limit=MAX_FAILURES_PER_TICK)
     requests = repair_requests(failures)
     if not requests:
         return SensorResult(skip_reason=SkipReason("no repairable failures"))

@@ -29,7 +29,7 @@ class ChunkStore(Protocol):
 
     def ensure_schema(self) -> None:
         """Create the collection when missing; when present, verify it matches or raise with
-        the list of differences."""
+        the list of differences. A schema change: only migrations and writing runs call it."""
 
     def upsert(
         self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]] | None = None
@@ -52,6 +52,10 @@ class ChunkStore(Protocol):
     def fetch_ids(self, parent_uids: Sequence[str]) -> Iterator[tuple[str, str]]:
         """``(uuid, parent_uid)`` of every stored chunk of these documents: what a completeness
         check needs, without reading the chunks themselves."""
+
+    def finish(self) -> None:
+        """End a writing session: build what it deferred (indexes), refresh statistics.
+        Idempotent; ``close`` calls it."""
 
     def close(self) -> None: ...
 

@@ -418,6 +418,9 @@ class WeaviateChunkStore:
     def _col(self) -> Any:
         return self.client.collections.use(self.collection)
 
+    def finish(self) -> None:
+        """Nothing deferred: Weaviate indexes as it writes."""
+
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown()
