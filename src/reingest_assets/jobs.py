@@ -26,6 +26,7 @@ from reingest_assets.resources.stores.weaviate import (
     WeaviateChunkStore,
     WeaviateStoreError,
     point_alias,
+    require_alias_support,
 )
 
 CHAIN = AssetSelection.assets(normalized_documents, document_chunks_v2)
@@ -89,6 +90,7 @@ def _alias_store(pipeline: Pipeline) -> WeaviateChunkStore:
             "alias cutover and rollback need the Weaviate store with an alias: set "
             "REINGEST_STORE=weaviate and REINGEST_WEAVIATE_ALIAS"
         )
+    require_alias_support(store.client)
     return store
 
 
