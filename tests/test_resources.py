@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from dagster import materialize
 
-from support.modes import make_corpus, make_resource
-from support.pipeline import record
 from reingest_assets.assets import document_chunks_v2, normalized_documents
 from reingest_assets.checks import document_chunks_v2_validation
 from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.resources.registry import Registry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 from reingest_assets.settings import Settings, SettingsError
+from support.modes import make_corpus, make_resource
+from support.pipeline import record
 
 
 @pytest.mark.parametrize(
