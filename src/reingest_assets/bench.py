@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from reingest_assets.domain.tokenizer import tokenizer_name
 from reingest_assets.stack import run_totals
 
 
@@ -83,6 +84,7 @@ class BenchResult:
     db_peak_rss_mb: float
     generate_seconds: float
     pgvector_fulltext: bool
+    tokenizer: str
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +97,7 @@ class BenchResult:
             "db_peak_rss_mb": round(self.db_peak_rss_mb, 1),
             "generate_seconds": round(self.generate_seconds, 1),
             "pgvector_fulltext": self.pgvector_fulltext,
+            "tokenizer": self.tokenizer,
             "full": self.full,
             "noop": self.noop,
             "cpus": os.cpu_count(),
@@ -157,6 +160,7 @@ def run_benchmark(
             db_peak_rss_mb=memory.peak_db / 2**20,
             generate_seconds=generate_seconds,
             pgvector_fulltext=stack.settings.pgvector_fulltext,
+            tokenizer=tokenizer_name(),
         )
     finally:
         if owned:

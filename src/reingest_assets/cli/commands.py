@@ -448,6 +448,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"{'full stage seconds':<24}{result['full']['stage_seconds']}")
         print(f"{'noop stage seconds':<24}{result['noop']['stage_seconds']}")
         print(f"{'pgvector full-text index':<24}{'on' if result['pgvector_fulltext'] else 'off'}")
+        print(f"{'tokenizer':<24}{result['tokenizer']}")
     return 0
 
 

