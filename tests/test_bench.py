@@ -1,4 +1,4 @@
-"""``reingest bench --json`` end to end on a tiny corpus: the report names the tokenizer that ran."""
+"""``reingest bench --json`` end to end on a tiny corpus: the report names its tokenizer."""
 
 from __future__ import annotations
 
