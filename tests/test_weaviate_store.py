@@ -6,19 +6,28 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import grpc
 import pytest
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
+from weaviate.classes.data import DataObject
+from weaviate.classes.query import Filter
+from weaviate.exceptions import WeaviateInsertManyAllFailedError, WeaviateQueryError
 
+from reingest_assets.domain.failures import ConfigurationError, TransientError
 from reingest_assets.resources.stores.weaviate import (
     SchemaMismatchError,
     WeaviateChunkStore,
     WeaviateStoreError,
+    _differences,
+    _tree,
     alias_target,
+    chunk_properties,
     point_alias,
     versioned_collection,
+    weaviate_error_kind,
 )
 from reingest_assets.resources.weaviate_connection import (
     WeaviateSettings,
@@ -27,7 +36,7 @@ from reingest_assets.resources.weaviate_connection import (
 )
 from support.store_contract import make_chunks
 from support.weaviate_target import LIVE_URL, WeaviateTarget, fake_settings
-from weaviate_server import FakeWeaviate, Faults
+from weaviate_server import FakeWeaviate, Faults, OpenAIBehaviour
 
 MakeStore = Callable[..., WeaviateChunkStore]
 
@@ -38,8 +47,8 @@ def make_store(target: WeaviateTarget) -> Iterator[MakeStore]:
     clients: list[Any] = []
     names: list[str] = []
 
-    def make(**kwargs: Any) -> WeaviateChunkStore:
-        client = target.connect()
+    def make(headers: dict[str, str] | None = None, **kwargs: Any) -> WeaviateChunkStore:
+        client = connect(replace(target.settings, headers=headers or {}))
         clients.append(client)
         kwargs.setdefault("collection", target.unique_name())
         kwargs.setdefault("vectorizer", "none")
@@ -199,7 +208,7 @@ def test_per_object_failures_surface_per_document(
 def test_transient_batch_errors_are_retried(make_store: MakeStore, fake: FakeWeaviate) -> None:
     store = make_store(batch_size=500)
     store.ensure_schema()
-    fake.faults.batch_faults = [
+    fake.faults.rpc_faults["BatchObjects"] = [
         (grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
     ] * 2
     assert store.upsert(make_chunks("pubmed:1", 3)) == {}
@@ -212,7 +221,7 @@ def test_unavailable_is_absorbed_by_the_client_retry(
 ) -> None:
     store = make_store()
     store.ensure_schema()
-    fake.faults.batch_faults = [(grpc.StatusCode.UNAVAILABLE, "connection reset")]
+    fake.faults.rpc_faults["BatchObjects"] = [(grpc.StatusCode.UNAVAILABLE, "connection reset")]
     assert store.upsert(make_chunks("pubmed:1", 2)) == {}
     assert store.count() == 2
 
@@ -222,7 +231,7 @@ def test_transient_errors_past_the_attempts_are_reported(
 ) -> None:
     store = make_store(attempts=2, batch_size=500)
     store.ensure_schema()
-    fake.faults.batch_faults = [
+    fake.faults.rpc_faults["BatchObjects"] = [
         (grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
     ] * 5
     errors = store.upsert(make_chunks("pubmed:1", 2) + make_chunks("pubmed:2", 1))
@@ -346,3 +355,339 @@ def test_live_server_supports_aliases(target: WeaviateTarget) -> None:
         assert alias_target(client, target.unique_name("NoSuchAlias")) is None
     finally:
         client.close()
+
+
+# --- issue 15: transient errors on every call the store makes are retried in place ----------
+
+TRANSIENT_STATUSES = [
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+]
+
+
+def _write(store: WeaviateChunkStore, chunks: list[Any]) -> object:
+    return store.upsert(chunks)
+
+
+def _delete(store: WeaviateChunkStore, chunks: list[Any]) -> object:
+    return store.delete_parents(["pubmed:1"])
+
+
+def _fetch(store: WeaviateChunkStore, chunks: list[Any]) -> object:
+    return sorted(c.uuid for c in store.fetch(["pubmed:1"]))
+
+
+def _count(store: WeaviateChunkStore, chunks: list[Any]) -> object:
+    return store.count(["pubmed:1"])
+
+
+@pytest.mark.parametrize("status", TRANSIENT_STATUSES, ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    ("rpc", "call", "expected"),
+    [
+        ("BatchObjects", _write, {}),
+        ("BatchDelete", _delete, 3),
+        ("Search", _fetch, sorted(c.uuid for c in make_chunks("pubmed:1", 3))),
+        ("Aggregate", _count, 3),
+    ],
+    ids=["BatchObjects", "BatchDelete", "Search", "Aggregate"],
+)
+def test_a_transient_status_on_any_rpc_is_retried_in_place(
+    make_store: MakeStore,
+    fake: FakeWeaviate,
+    rpc: str,
+    call: Callable[[WeaviateChunkStore, list[Any]], object],
+    expected: object,
+    status: grpc.StatusCode,
+) -> None:
+    """Before: the client retries nothing on BatchDelete and only UNAVAILABLE on Search and
+    Aggregate, and the store did not see its query/delete errors as transient."""
+    store = make_store()
+    store.ensure_schema()
+    chunks = make_chunks("pubmed:1", 3)
+    assert store.upsert(chunks) == {}
+    before = fake.calls[rpc]
+    fake.faults.rpc_faults[rpc] = [(status, "injected by the test")]
+    assert call(store, chunks) == expected
+    assert fake.calls[rpc] - before >= 2  # failed once, then succeeded
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/schema/"),  # exists, config
+        ("POST", "/v1/schema"),  # create
+        ("GET", "/v1/meta"),  # the version check before aliases
+        ("GET", "/v1/aliases/"),
+        ("POST", "/v1/aliases"),
+        ("PUT", "/v1/aliases/"),
+    ],
+)
+def test_a_transient_status_on_schema_and_alias_calls_is_retried(
+    make_store: MakeStore, fake: FakeWeaviate, method: str, path: str, status: int
+) -> None:
+    first = make_store(alias=WeaviateTarget.unique_name("Alias_test"))
+    second = make_store(alias=first.alias)
+    fake.faults.rest_faults = [(method, path, status)]
+    first.ensure_schema()
+    assert first.promote() is None  # created the alias
+    second.ensure_schema()
+    assert second.promote() == first.collection
+    assert second.alias_target() == second.collection
+    assert fake.faults.rest_faults == []  # the fault was met, and survived
+
+
+def test_a_delete_loop_resumes_where_a_transient_error_stopped_it(
+    make_store: MakeStore, fake: FakeWeaviate
+) -> None:
+    """Before: one UNAVAILABLE on BatchDelete ended delete_parents after its first call."""
+    store = make_store(batch_size=500)
+    store.ensure_schema()
+    fake.faults.delete_cap = 40
+    store.upsert(make_chunks("pubmed:big", 100) + make_chunks("pubmed:small", 3))
+    fake.faults.rpc_faults["BatchDelete"] = [
+        None,
+        (grpc.StatusCode.UNAVAILABLE, "connection reset"),
+        None,
+        (grpc.StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded"),
+    ]
+    assert store.delete_parents(["pubmed:big"]) == 100
+    assert store.count() == 3
+
+
+def test_a_transient_error_that_outlasts_the_attempts_is_a_transient_failure(
+    make_store: MakeStore, fake: FakeWeaviate
+) -> None:
+    store = make_store(attempts=2)
+    store.ensure_schema()
+    fake.faults.rpc_faults["BatchDelete"] = [(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy")] * 2
+    with pytest.raises(TransientError):
+        store.delete_parents(["pubmed:1"])
+
+
+def test_a_rejected_api_key_is_a_configuration_error(
+    target: WeaviateTarget, fake: FakeWeaviate
+) -> None:
+    fake.faults.api_key = "right"
+    client = connect(replace(target.settings, api_key="right"))
+    store = WeaviateChunkStore(client, collection=target.unique_name(), vectorizer="none")
+    try:
+        store.ensure_schema()
+        fake.faults.api_key = "rotated"
+        with pytest.raises(ConfigurationError) as caught:
+            store.count()
+        assert caught.value.setting == "REINGEST_WEAVIATE_API_KEY"
+    finally:
+        fake.faults.api_key = None
+        store.close()
+
+
+# --- issue 15: what the test server checks, as Weaviate 1.33 does (also run live) -----------
+
+
+def test_non_auth_errors_come_back_as_unknown(target: WeaviateTarget) -> None:
+    """adapters/handlers/grpc/server.go: not INVALID_ARGUMENT, whatever the error."""
+    client = target.connect()
+    try:
+        with pytest.raises(WeaviateQueryError) as caught:
+            client.collections.use(target.unique_name("Missing")).query.fetch_objects(limit=1)
+    finally:
+        client.close()
+    context = caught.value.__context__
+    assert isinstance(context, grpc.RpcError)
+    assert context.code() == grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+    assert weaviate_error_kind(caught.value) == "configuration"  # "could not find class"
+
+
+def test_a_capped_delete_reports_every_match(make_store: MakeStore, fake: FakeWeaviate) -> None:
+    """adapters/repos/db/batch.go: matches counts every match, successful what was deleted."""
+    store = make_store(batch_size=500)
+    store.ensure_schema()
+    fake.faults.delete_cap = 40
+    store.upsert(make_chunks("pubmed:big", 100))
+    result = store._col.data.delete_many(where=Filter.by_property("parent_uid").equal("pubmed:big"))
+    assert (result.matches, result.successful, result.failed) == (100, 40, 0)
+
+
+def test_an_alias_answers_for_its_collections_schema(
+    make_store: MakeStore, target: WeaviateTarget
+) -> None:
+    """usecases/schema/class.go: GET /v1/schema/{alias} is the target's schema."""
+    store = make_store(alias=WeaviateTarget.unique_name("Alias_test"))
+    store.ensure_schema()
+    store.promote()
+    assert store.alias is not None
+    assert store.client.collections.exists(store.alias)
+    config = store.client.collections.use(store.alias).config.get(simple=True)
+    assert config.name == store.collection
+
+
+def test_alias_names_start_upper_case_and_compare_case_insensitively(
+    make_store: MakeStore, target: WeaviateTarget
+) -> None:
+    """usecases/schema/alias.go."""
+    store = make_store()
+    store.ensure_schema()
+    name = WeaviateTarget.unique_name("alias_lower")
+    client = store.client
+    client.alias.create(alias_name=name, target_collection=store.collection)
+    try:
+        found = client.alias.get(alias_name=name.upper())
+        assert found is not None
+        assert (found.alias, found.collection) == ("A" + name[1:], store.collection)
+    finally:
+        client.alias.delete(alias_name=name)
+
+
+def test_auto_schema_extends_a_collection_with_an_unknown_property(
+    make_store: MakeStore,
+) -> None:
+    """Auto-schema is on by default on a real server: an unknown property is added, not
+    refused."""
+    store = make_store()
+    store.ensure_schema()
+    store._col.data.insert_many([DataObject(properties={"surprise": "value"})])
+    names = {p.name for p in store._col.config.get(simple=True).properties}
+    assert "surprise" in names
+
+
+def test_a_vector_the_collection_does_not_configure_is_refused(make_store: MakeStore) -> None:
+    """usecases/objects/validation/vector_validation.go."""
+    store = make_store()
+    store.ensure_schema()
+    with pytest.raises(WeaviateInsertManyAllFailedError) as caught:
+        store._col.data.insert_many(
+            [DataObject(properties={"parent_uid": "pubmed:1"}, vector={"other": [0.1, 0.2]})]
+        )
+    assert "does not have configuration for vector other" in str(caught.value)
+
+
+def test_the_first_vectors_fix_the_dimensions(make_store: MakeStore) -> None:
+    """adapters/repos/db/vector/hnsw/insert.go."""
+    store = make_store()
+    store.ensure_schema()
+    chunks = make_chunks("pubmed:1", 2)
+    assert store.upsert(chunks[:1], [[0.1] * 8]) == {}
+    errors = store.upsert(chunks[1:], [[0.1] * 4])
+    assert "vector with length 4" in errors["pubmed:1"]
+    assert "length 8" in errors["pubmed:1"]
+
+
+# --- issue 15: server-side vectorization (text2vec-openai through the stand-in endpoint) -----
+
+OPENAI_KEY = {"X-OpenAI-Api-Key": "sk-test-key-0123456789"}
+
+
+def test_text2vec_openai_vectorizes_every_object_with_the_key_from_the_header(
+    make_store: MakeStore, fake: FakeWeaviate
+) -> None:
+    store = make_store(vectorizer="text2vec-openai", headers=OPENAI_KEY)
+    store.ensure_schema()
+    assert store.upsert(make_chunks("pubmed:1", 3)) == {}
+    assert fake.openai.behaviour.keys == ["sk-test-key-0123456789"]
+    (request,) = fake.openai.behaviour.requests
+    assert len(request["input"]) == 3
+    stored = store._col.query.fetch_objects(include_vector=True).objects
+    assert {len(o.vector["default"]) for o in stored} == {1536}
+    # The model fixed the dimensions: self-provided vectors of another size are refused.
+    with pytest.raises(WeaviateInsertManyAllFailedError) as caught:
+        store._col.data.insert_many([DataObject(properties={}, vector={"default": [0.5] * 8})])
+    assert "length 8" in str(caught.value) and "length 1536" in str(caught.value)
+
+
+def test_text2vec_openai_without_a_key_fails_fast_naming_the_setting(
+    make_store: MakeStore, fake: FakeWeaviate
+) -> None:
+    """Before: the server stored the objects without vectors; on a real server every object
+    fails with the module's "no api key found" and became a failure row of its own."""
+    store = make_store(vectorizer="text2vec-openai")
+    store.ensure_schema()
+    with pytest.raises(ConfigurationError) as caught:
+        store.upsert(make_chunks("pubmed:1", 3) + make_chunks("pubmed:2", 2))
+    assert caught.value.setting == "REINGEST_OPENAI_API_KEY"
+    assert "no api key found" in str(caught.value)
+    assert fake.calls["BatchObjects"] == 1  # not retried
+    assert store.count() == 0
+
+
+def test_text2vec_openai_with_a_rejected_key_fails_fast(
+    make_store: MakeStore, fake: FakeWeaviate
+) -> None:
+    fake.openai.behaviour = OpenAIBehaviour(valid_keys={"sk-the-right-one"})
+    store = make_store(vectorizer="text2vec-openai", headers=OPENAI_KEY)
+    store.ensure_schema()
+    with pytest.raises(ConfigurationError) as caught:
+        store.upsert(make_chunks("pubmed:1", 2))
+    assert caught.value.setting == "REINGEST_OPENAI_API_KEY"
+    assert "failed with status: 401" in str(caught.value)
+    assert "Incorrect API key provided" in str(caught.value)
+    assert "sk-test-key-0123456789" not in str(caught.value)  # OpenAI masks it
+
+
+def test_provider_throttling_backs_off_and_is_retried(
+    make_store: MakeStore, fake: FakeWeaviate
+) -> None:
+    fake.openai.behaviour = OpenAIBehaviour(throttle=2)
+    store = make_store(vectorizer="text2vec-openai", headers=OPENAI_KEY, batch_size=500)
+    store.ensure_schema()
+    assert store.upsert(make_chunks("pubmed:1", 3)) == {}
+    assert fake.calls["BatchObjects"] == 3  # 429, 429, then written
+    assert store.count() == 3
+
+
+def test_provider_throttling_past_the_attempts_is_reported_per_document(
+    make_store: MakeStore, fake: FakeWeaviate
+) -> None:
+    fake.openai.behaviour = OpenAIBehaviour(throttle=10)
+    store = make_store(vectorizer="text2vec-openai", headers=OPENAI_KEY, attempts=2)
+    store.ensure_schema()
+    errors = store.upsert(make_chunks("pubmed:1", 2))
+    assert "connection to: OpenAI API failed with status: 429" in errors["pubmed:1"]
+
+
+# --- issue 15: ensure_schema checks the vector configuration; writes stay inside the schema --
+
+
+def test_ensure_schema_refuses_another_vectorizer_naming_the_setting(
+    make_store: MakeStore, target: WeaviateTarget
+) -> None:
+    name = target.unique_name()
+    make_store(collection=name, vectorizer="text2vec-transformers").ensure_schema()
+    with pytest.raises(SchemaMismatchError) as caught:
+        make_store(collection=name, vectorizer="text2vec-openai").ensure_schema()
+    assert caught.value.setting == "REINGEST_WEAVIATE_VECTORIZER"
+    assert "vectorizer text2vec-transformers, expected text2vec-openai" in str(caught.value)
+    with pytest.raises(SchemaMismatchError):
+        make_store(collection=name, vectorizer="none").ensure_schema()
+
+
+def test_ensure_schema_refuses_a_collection_without_the_default_vector(
+    make_store: MakeStore, target: WeaviateTarget
+) -> None:
+    name = target.unique_name()
+    client = target.connect()
+    try:
+        client.collections.create(
+            name,
+            properties=chunk_properties(),
+            vector_config=Configure.Vectors.self_provided(name="embedding"),
+        )
+    finally:
+        client.close()
+    with pytest.raises(SchemaMismatchError) as caught:
+        make_store(collection=name).ensure_schema()
+    assert "vector default: not configured (the collection has: embedding)" in str(caught.value)
+
+
+def test_writes_send_only_the_properties_the_collection_defines(make_store: MakeStore) -> None:
+    """With auto-schema on, an unexpected property would extend the collection silently."""
+    store = make_store()
+    store.ensure_schema()
+    chunk = make_chunks("pubmed:1", 1)[0]
+    odd = replace(chunk, meta={**chunk.meta, "unexpected": "x"})
+    assert store.upsert([odd], [[0.1] * 4]) == {}
+    config = store._col.config.get(simple=True)
+    assert _differences(_tree(chunk_properties()), _tree(config.properties)) == []
+    assert store.count() == 1

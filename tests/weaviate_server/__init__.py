@@ -3,7 +3,11 @@
 REST (``/v1/meta``, ``/.well-known/ready|live``, ``/v1/schema``, ``/v1/aliases``, ``/v1/nodes``)
 on a threaded ``http.server``, gRPC (``Search``, ``BatchObjects``, ``BatchDelete``,
 ``Aggregate``, health ``Check``) with the client's own protobuf stubs; in-memory storage; fault
-injection through :class:`Faults`. Both listen on random ports of 127.0.0.1.
+injection through :class:`Faults`; ``text2vec-openai`` vectorizes through a stand-in OpenAI
+embeddings endpoint (``openai.py``). All listen on random ports of 127.0.0.1.
+
+What it mirrors of Weaviate 1.33 (and the server source each behaviour follows) is tabled in
+``docs/weaviate.md``.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from importlib.metadata import version
 import grpc
 
 from .grpc_api import make_grpc_server
+from .openai import OpenAIBehaviour, StandInOpenAI
 from .rest import make_rest_server
 from .state import QUERY_MAXIMUM_RESULTS, State
 
-__all__ = ["QUERY_MAXIMUM_RESULTS", "FakeWeaviate", "Faults"]
+__all__ = ["QUERY_MAXIMUM_RESULTS", "FakeWeaviate", "Faults", "OpenAIBehaviour"]
+
+RpcFault = tuple[grpc.StatusCode, str]
 
 
 @dataclass
@@ -29,17 +36,25 @@ class Faults:
     server_version: str = "1.33.0"
     # parent_uid -> the error every object of that document gets in the BatchObjects reply
     failing_parents: dict[str, str] = field(default_factory=dict)
-    # one (status, details) is consumed per BatchObjects call: the call fails with that status
-    batch_faults: list[tuple[grpc.StatusCode, str]] = field(default_factory=list)
+    # RPC name (BatchObjects, BatchDelete, Search, Aggregate) -> faults; each call of that RPC
+    # consumes the first one and fails with its status and details (None: this call succeeds)
+    rpc_faults: dict[str, list[RpcFault | None]] = field(default_factory=dict)
+    # (method, path prefix, status): the first REST request matching one consumes it and is
+    # answered with that status
+    rest_faults: list[tuple[str, str, int]] = field(default_factory=list)
     delete_cap: int = QUERY_MAXIMUM_RESULTS  # objects one BatchDelete removes at most
     api_key: str | None = None  # when set, requests need "Authorization: Bearer <key>"
     not_ready: bool = False  # /.well-known/ready answers 503
+    # AUTOSCHEMA_ENABLED, on by default as on a real server: an unknown property extends the
+    # collection's schema instead of failing the object
+    auto_schema: bool = True
 
 
 class FakeWeaviate:
     def __init__(self) -> None:
         self.state = State()
         self.faults = Faults()
+        self.openai = StandInOpenAI()
         self.calls: Counter[str] = Counter()  # gRPC method -> number of calls
         self.requests: list[tuple[str, str]] = []  # REST (method, path), in order
         self.client_version = version("weaviate-client")
@@ -53,6 +68,7 @@ class FakeWeaviate:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self) -> FakeWeaviate:
+        self.openai.start()
         self._grpc.start()
         self._thread.start()
         return self
@@ -61,6 +77,20 @@ class FakeWeaviate:
         self._rest.shutdown()
         self._rest.server_close()
         self._grpc.stop(grace=None)
+        self.openai.stop()
+
+    def rpc_fault(self, rpc: str) -> RpcFault | None:
+        with self.state.lock:
+            queue = self.faults.rpc_faults.get(rpc)
+            return queue.pop(0) if queue else None
+
+    def rest_fault(self, method: str, path: str) -> int | None:
+        with self.state.lock:
+            for index, (m, prefix, status) in enumerate(self.faults.rest_faults):
+                if m == method and path.startswith(prefix):
+                    del self.faults.rest_faults[index]
+                    return status
+        return None
 
     def __enter__(self) -> FakeWeaviate:
         return self.start()

@@ -20,7 +20,14 @@ from weaviate.proto.v1 import (
     weaviate_pb2_grpc,
 )
 
-from .state import QUERY_MAXIMUM_RESULTS, StoredObject, WeaviateError, encode_properties
+from .state import (
+    QUERY_MAXIMUM_RESULTS,
+    PreparedObject,
+    StoredObject,
+    WeaviateError,
+    encode_properties,
+)
+from .vectorize import vectorize
 
 if TYPE_CHECKING:
     from . import FakeWeaviate
@@ -34,6 +41,9 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
 
     def _enter(self, rpc: str, context: grpc.ServicerContext) -> None:
         self.fake.calls[rpc] += 1
+        fault = self.fake.rpc_fault(rpc)
+        if fault is not None:
+            context.abort(*fault)
         key = self.fake.faults.api_key
         if key is not None:
             metadata = dict(context.invocation_metadata())
@@ -42,7 +52,9 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
 
     @staticmethod
     def _invalid(context: grpc.ServicerContext, exc: WeaviateError) -> NoReturn:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        # adapters/handlers/grpc/server.go: every error that is not about authentication or
+        # authorization leaves the interceptor as UNKNOWN with the error's text.
+        context.abort(grpc.StatusCode.UNKNOWN, str(exc))
 
     def BatchObjects(
         self, request: batch_pb2.BatchObjectsRequest, context: grpc.ServicerContext
@@ -50,22 +62,37 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
         self._enter("BatchObjects", context)
         start = time.perf_counter()
         faults = self.fake.faults
-        with self.fake.state.lock:
-            fault = faults.batch_faults.pop(0) if faults.batch_faults else None
-        if fault is not None:
-            context.abort(*fault)
-        errors = []
+        state = self.fake.state
+        errors: dict[int, str] = {}
+        prepared: dict[int, PreparedObject] = {}
         for index, obj in enumerate(request.objects):
             parent = obj.properties.non_ref_properties.fields.get("parent_uid")
             injected = faults.failing_parents.get(parent.string_value) if parent else None
             if injected is not None:
-                errors.append(batch_pb2.BatchObjectsReply.BatchError(index=index, error=injected))
+                errors[index] = injected
                 continue
             try:
-                self.fake.state.put_object(obj)
+                prepared[index] = state.prepare_object(obj, auto_schema=faults.auto_schema)
             except WeaviateError as exc:
-                errors.append(batch_pb2.BatchObjectsReply.BatchError(index=index, error=str(exc)))
-        return batch_pb2.BatchObjectsReply(took=time.perf_counter() - start, errors=errors)
+                errors[index] = str(exc)
+        # usecases/objects/batch_add.go: the batch's objects are vectorized together, and a
+        # vectorizer error is assigned to every object it was vectorizing.
+        metadata = {k.lower(): v for k, v in context.invocation_metadata()}
+        errors.update(vectorize(prepared, metadata, self.fake.openai.url))
+        for index, item in prepared.items():
+            if index in errors:
+                continue
+            try:
+                state.put_object(item)
+            except WeaviateError as exc:
+                errors[index] = str(exc)
+        return batch_pb2.BatchObjectsReply(
+            took=time.perf_counter() - start,
+            errors=[
+                batch_pb2.BatchObjectsReply.BatchError(index=index, error=error)
+                for index, error in sorted(errors.items())
+            ],
+        )
 
     def BatchDelete(
         self, request: batch_delete_pb2.BatchDeleteRequest, context: grpc.ServicerContext
@@ -79,7 +106,9 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
                 matched = state.matching(coll, request.filters)
             except WeaviateError as exc:
                 self._invalid(context, exc)
-            # Like QUERY_MAXIMUM_RESULTS on the real server: one call deletes at most this many.
+            # adapters/repos/db/batch.go: one call deletes at most QUERY_MAXIMUM_RESULTS objects
+            # but reports every match (adapters/handlers/grpc/v1/batch_delete.go: matches).
+            matches = len(matched)
             matched = matched[: self.fake.faults.delete_cap]
             if not request.dry_run:
                 for obj in matched:
@@ -87,7 +116,7 @@ class _Servicer(weaviate_pb2_grpc.WeaviateServicer):
         return batch_delete_pb2.BatchDeleteReply(
             took=time.perf_counter() - start,
             failed=0,
-            matches=len(matched),
+            matches=matches,
             successful=0 if request.dry_run else len(matched),
             objects=[
                 batch_delete_pb2.BatchDeleteObject(

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from .state import WeaviateError
+from .state import WeaviateError, upper_first
 
 if TYPE_CHECKING:
     from . import FakeWeaviate
@@ -50,6 +50,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         path, query = url.path, parse_qs(url.query)
+        injected = fake.rest_fault(method, path)
+        if injected is not None:
+            self._send(injected, _error(f"injected fault: status {injected}"))
+            return
         try:
             status, body = self._dispatch(method, path, query)
         except WeaviateError as exc:
@@ -84,10 +88,12 @@ class _Handler(BaseHTTPRequestHandler):
             name = match.group(1)
             with state.lock:
                 if method == "GET":
-                    coll = state.collections.get(name)
+                    # usecases/schema/class.go: a class name that is an alias answers with the
+                    # schema of the collection it points at.
+                    coll = state.collections.get(state.resolve(name))
                     return (200, coll.schema) if coll else (404, None)
                 if method == "DELETE":
-                    state.collections.pop(name, None)
+                    state.collections.pop(upper_first(name), None)
                     return 200, None
         if path == "/v1/aliases":
             if method == "GET":
@@ -96,22 +102,23 @@ class _Handler(BaseHTTPRequestHandler):
                     aliases = [
                         {"alias": a, "class": c}
                         for a, c in state.aliases.items()
-                        if wanted is None or c == wanted
+                        if wanted is None or c == upper_first(wanted)
                     ]
                 return 200, {"aliases": aliases}
             if method == "POST":
                 body = self._body()
-                state.create_alias(body["alias"], body["class"])
-                return 200, body
+                alias = state.create_alias(body["alias"], body["class"])
+                return 200, {"alias": alias, "class": upper_first(body["class"])}
         if match := re.fullmatch(r"/v1/aliases/([^/]+)", path):
-            alias = match.group(1)
             with state.lock:
-                if alias not in state.aliases:
+                # usecases/schema/alias.go: alias names compare case-insensitively.
+                alias = state.alias(match.group(1))
+                if alias is None:
                     return 404, None
                 if method == "GET":
                     return 200, {"alias": alias, "class": state.aliases[alias]}
                 if method == "PUT":
-                    target = self._body()["class"]
+                    target = upper_first(self._body()["class"])
                     if target not in state.collections:
                         raise WeaviateError(f"replace alias: class {target} does not exist")
                     state.aliases[alias] = target

@@ -2,8 +2,10 @@
 the wire formats (gRPC properties, filters) and plain Python values.
 
 It mimics the server's observable behaviour that the store relies on: upsert by id, schema
-defaults filled in on create, property validation with autoschema off, RFC3339 dates,
-QUERY_MAXIMUM_RESULTS (10,000) capping searches and deletes.
+defaults filled in on create, property validation (auto-schema on or off), named-vector
+validation, vector dimensions fixed by the first vectors, alias resolution and case rules,
+RFC3339 dates, QUERY_MAXIMUM_RESULTS (10,000) capping searches and deletes. docs/weaviate.md
+tables which server source each behaviour follows.
 """
 
 from __future__ import annotations
@@ -136,6 +138,16 @@ class StoredObject:
 
 
 @dataclass
+class PreparedObject:
+    """A batch object that passed validation, waiting for its vectors."""
+
+    collection: Collection
+    uuid: str
+    properties: dict[str, Any]
+    vectors: dict[str, list[float]]
+
+
+@dataclass
 class Collection:
     schema: dict[str, Any]
     objects: dict[str, StoredObject] = field(default_factory=dict)
@@ -144,6 +156,20 @@ class Collection:
     @property
     def props(self) -> dict[str, dict[str, Any]]:
         return {p["name"]: p for p in self.schema["properties"]}
+
+    @property
+    def vector_modules(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Named vector -> (vectorizer module, its module config); "none" when self-provided."""
+        out = {}
+        for name, config in (self.schema.get("vectorConfig") or {}).items():
+            ((module, settings),) = (config.get("vectorizer") or {"none": {}}).items()
+            out[name] = (module, settings or {})
+        return out
+
+
+def upper_first(name: str) -> str:
+    """entities/schema: class and alias names are stored with an upper-case first letter."""
+    return name[:1].upper() + name[1:]
 
 
 class State:
@@ -155,8 +181,15 @@ class State:
 
     # --- schema and aliases ------------------------------------------------------------------
 
+    def alias(self, name: str) -> str | None:
+        """The stored spelling of alias ``name``: usecases/schema/alias.go compares alias names
+        case-insensitively."""
+        wanted = name.lower()
+        return next((a for a in self.aliases if a.lower() == wanted), None)
+
     def resolve(self, name: str) -> str:
-        return self.aliases.get(name, name)
+        alias = self.alias(name)
+        return self.aliases[alias] if alias is not None else upper_first(name)
 
     def collection(self, name: str) -> Collection:
         resolved = self.resolve(name)
@@ -165,35 +198,47 @@ class State:
         return self.collections[resolved]
 
     def create_class(self, body: dict[str, Any]) -> dict[str, Any]:
+        body = {**body, "class": upper_first(body.get("class", ""))}
         cls = normalize_class(body)
         with self.lock:
             name = cls["class"]
             if name.lower() in {n.lower() for n in self.collections}:
                 raise WeaviateError(f"class name {name} already exists")
-            if name in self.aliases:
+            if self.alias(name) is not None:
                 raise WeaviateError(f"class name {name} already used as an alias")
             self.collections[name] = Collection(schema=cls)
         return cls
 
-    def create_alias(self, alias: str, target: str) -> None:
+    def create_alias(self, alias: str, target: str) -> str:
+        alias, target = upper_first(alias), upper_first(target)
         with self.lock:
-            if alias in self.aliases:
+            if self.alias(alias) is not None:
                 raise WeaviateError(f"alias {alias} already exists")
-            if alias in self.collections:
+            if alias.lower() in {n.lower() for n in self.collections}:
                 raise WeaviateError(f"create alias: class {alias} already exists")
             if target not in self.collections:
                 raise WeaviateError(f"create alias: class {target} does not exist")
             self.aliases[alias] = target
+        return alias
 
     # --- writes ----------------------------------------------------------------------------
 
-    def put_object(self, obj: batch_pb2.BatchObject) -> None:
+    def prepare_object(self, obj: batch_pb2.BatchObject, *, auto_schema: bool) -> PreparedObject:
+        """Validate one batch object (properties, then vectors), as usecases/objects/validation
+        does before anything is written."""
         with self.lock:
             coll = self.collection(obj.collection)
             props = decode_properties(obj.properties)
-            validated = _validate(props, coll.props, coll.schema["class"])
-            vectors = decode_vectors(obj)
-            for name, vec in vectors.items():
+            extend = coll if auto_schema else None
+            validated = _validate(props, coll.props, coll.schema["class"], extend)
+            return PreparedObject(coll, obj.uuid, validated, _validated_vectors(obj, coll))
+
+    def put_object(self, item: PreparedObject) -> None:
+        with self.lock:
+            coll = item.collection
+            for name, vec in item.vectors.items():
+                # adapters/repos/db/vector/hnsw/insert.go: the first vector fixes the index's
+                # dimensions; any other length is refused.
                 expected = coll.dimensions.setdefault(name, len(vec))
                 if expected != len(vec):
                     raise WeaviateError(
@@ -202,9 +247,11 @@ class State:
                     )
             self._seq += 1
             now = int(time.time() * 1000)
-            previous = coll.objects.get(obj.uuid)
+            previous = coll.objects.get(item.uuid)
             seq, created = (previous.seq, previous.created_ms) if previous else (self._seq, now)
-            coll.objects[obj.uuid] = StoredObject(obj.uuid, validated, vectors, seq, created, now)
+            coll.objects[item.uuid] = StoredObject(
+                item.uuid, item.properties, item.vectors, seq, created, now
+            )
 
     def matching(self, coll: Collection, filters: base_pb2.Filters | None) -> list[StoredObject]:
         objects = sorted(coll.objects.values(), key=lambda o: o.seq)
@@ -240,14 +287,38 @@ def decode_properties(props: batch_pb2.BatchObject.Properties) -> dict[str, Any]
     return _decode_value_group(props)
 
 
-def decode_vectors(obj: batch_pb2.BatchObject) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    if obj.vector_bytes:
-        out["default"] = list(struct.unpack(f"<{len(obj.vector_bytes) // 4}f", obj.vector_bytes))
-    for vec in obj.vectors:
-        raw = vec.vector_bytes
-        out[vec.name or "default"] = list(struct.unpack(f"<{len(raw) // 4}f", raw))
-    return out
+def _validated_vectors(obj: batch_pb2.BatchObject, coll: Collection) -> dict[str, list[float]]:
+    """usecases/objects/validation/vector_validation.go: named vectors must be configured; a
+    single vector goes to the only named vector, and is refused when there are several."""
+    cls = coll.schema["class"]
+    configured = list(coll.schema.get("vectorConfig") or {})
+    single = (
+        list(struct.unpack(f"<{len(obj.vector_bytes) // 4}f", obj.vector_bytes))
+        if obj.vector_bytes
+        else None
+    )
+    named = {
+        vec.name: list(struct.unpack(f"<{len(vec.vector_bytes) // 4}f", vec.vector_bytes))
+        for vec in obj.vectors
+    }
+    if not configured:  # a legacy collection: one unnamed vector
+        if named:
+            raise WeaviateError(
+                f"collection {cls} is configured without multiple named vectors, but received "
+                f"named vectors: {sorted(named)}"
+            )
+        return {"default": single} if single is not None else {}
+    if single is not None:
+        if len(configured) > 1:
+            raise WeaviateError(
+                f"collection {cls} is configured with multiple named vectors {configured}, but "
+                "received a single vector"
+            )
+        named[configured[0]] = single
+    for name in named:
+        if name not in configured:
+            raise WeaviateError(f"collection {cls} does not have configuration for vector {name}")
+    return named
 
 
 def _check_scalar(value: Any, data_type: str, where: str) -> Any:
@@ -277,9 +348,39 @@ def _check_scalar(value: Any, data_type: str, where: str) -> Any:
     raise WeaviateError(f"data type {data_type} is not supported by the fake server")
 
 
-def _validate(props: dict[str, Any], schema: dict[str, dict[str, Any]], cls: str) -> dict[str, Any]:
+def _inferred_property(name: str, value: Any) -> dict[str, Any]:
+    """usecases/objects/auto_schema.go: the data type a value suggests (numbers become
+    ``number``, AUTOSCHEMA_DEFAULT_NUMBER's default)."""
+    if isinstance(value, dict):
+        nested = [_inferred_property(k, v) for k, v in value.items() if v is not None]
+        return {"name": name, "dataType": ["object"], "nestedProperties": nested}
+    if isinstance(value, list):
+        element = _inferred_property(name, value[0]) if value else {"dataType": ["text"]}
+        return {"name": name, "dataType": [element["dataType"][0] + "[]"]}
+    if isinstance(value, bool):
+        data_type = "boolean"
+    elif isinstance(value, int | float):
+        data_type = "number"
+    elif isinstance(value, str) and _RFC3339.match(value):
+        data_type = "date"
+    else:
+        data_type = "text"
+    return {"name": name, "dataType": [data_type]}
+
+
+def _validate(
+    props: dict[str, Any],
+    schema: dict[str, dict[str, Any]],
+    cls: str,
+    extend: Collection | None = None,
+) -> dict[str, Any]:
+    """``extend``: the collection auto-schema adds unknown top-level properties to."""
     out: dict[str, Any] = {}
     for name, value in props.items():
+        if name not in schema and extend is not None and value is not None:
+            added = _normalize_property(_inferred_property(name, value), nested=False)
+            extend.schema["properties"].append(added)
+            schema = extend.props
         if name not in schema:
             raise WeaviateError(
                 f"no such prop with name '{name}' found in class '{cls}' in the schema. "

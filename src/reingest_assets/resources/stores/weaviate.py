@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import reingest_assets.resources.weaviate_import  # noqa: F401  (first: see there)
 
@@ -54,6 +54,7 @@ from reingest_assets.engine.retry import retry
 from reingest_assets.resources.stores import COLLECTION, StoredChunk
 
 Vectorizer = Literal["text2vec-openai", "text2vec-transformers", "none"]
+T = TypeVar("T")
 
 VECTOR_NAME = "default"
 VECTORIZED_PROPERTIES = ["title", "text"]
@@ -78,6 +79,8 @@ _TRANSIENT_MESSAGE = re.compile(
 
 API_KEY_SETTING = "REINGEST_WEAVIATE_API_KEY"
 COLLECTION_SETTING = "REINGEST_WEAVIATE_COLLECTION"
+VECTORIZER_SETTING = "REINGEST_WEAVIATE_VECTORIZER"
+OPENAI_KEY_SETTING = "REINGEST_OPENAI_API_KEY"
 
 
 class WeaviateStoreError(RuntimeError):
@@ -85,14 +88,16 @@ class WeaviateStoreError(RuntimeError):
 
 
 class SchemaMismatchError(WeaviateStoreError, ConfigurationError):
-    def __init__(self, collection: str, differences: list[str]) -> None:
+    def __init__(
+        self, collection: str, differences: list[str], setting: str = COLLECTION_SETTING
+    ) -> None:
         self.differences = differences
         listing = "\n  - ".join(differences)
         ConfigurationError.__init__(
             self,
             f"Weaviate collection {collection} does not match the DocumentChunk_v2 schema "
             f"({len(differences)} difference(s)):\n  - {listing}",
-            setting=COLLECTION_SETTING,
+            setting=setting,
         )
 
 
@@ -225,16 +230,36 @@ def versioned_collection(version: str, base: str = COLLECTION) -> str:
     return f"{base}_{cleaned}"
 
 
-def server_version(client: WeaviateClient) -> tuple[int, int, int]:
-    raw = str(client.get_meta().get("version", ""))
+def retried(
+    fn: Callable[[], T], *, attempts: int = 5, base_delay: float = 1.0, collection: str = COLLECTION
+) -> T:
+    """``fn()``, retried in place on transient errors with bounded backoff; what retries did not
+    fix leaves as a failure kind (:class:`TransientError`, :class:`ConfigurationError`)."""
+    try:
+        return retry(
+            fn,
+            attempts=attempts,
+            base_delay=base_delay,
+            max_delay=30 * base_delay,
+            retry_on=lambda exc: weaviate_error_kind(exc) == "transient",
+        )
+    except Exception as exc:
+        translated = _translated(exc, collection)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def server_version(client: WeaviateClient, *, base_delay: float = 1.0) -> tuple[int, int, int]:
+    raw = str(retried(client.get_meta, base_delay=base_delay).get("version", ""))
     parts = [int(p) for p in re.findall(r"\d+", raw)[:3]]
     if len(parts) < 2:
         raise WeaviateStoreError(f"Weaviate reported an unreadable version {raw!r}")
     return (parts[0], parts[1], parts[2] if len(parts) > 2 else 0)
 
 
-def require_alias_support(client: WeaviateClient) -> None:
-    found = server_version(client)
+def require_alias_support(client: WeaviateClient, *, base_delay: float = 1.0) -> None:
+    found = server_version(client, base_delay=base_delay)
     if found < ALIAS_MIN_VERSION:
         need = ".".join(map(str, ALIAS_MIN_VERSION))
         raise WeaviateStoreError(
@@ -244,23 +269,31 @@ def require_alias_support(client: WeaviateClient) -> None:
         )
 
 
-def alias_target(client: WeaviateClient, alias: str) -> str | None:
+def alias_target(client: WeaviateClient, alias: str, *, base_delay: float = 1.0) -> str | None:
     """The collection ``alias`` points at, or None when there is no such alias."""
-    require_alias_support(client)
-    found = client.alias.get(alias_name=alias)
+    require_alias_support(client, base_delay=base_delay)
+    found = retried(lambda: client.alias.get(alias_name=alias), base_delay=base_delay)
     return found.collection if found is not None else None
 
 
-def point_alias(client: WeaviateClient, alias: str, target: str) -> str | None:
+def point_alias(
+    client: WeaviateClient, alias: str, target: str, *, base_delay: float = 1.0
+) -> str | None:
     """Create ``alias`` or move it to ``target``; returns the previous target (None if new)."""
-    require_alias_support(client)
-    if not client.collections.exists(target):
+    require_alias_support(client, base_delay=base_delay)
+    if not retried(lambda: client.collections.exists(target), base_delay=base_delay):
         raise WeaviateStoreError(f"cannot point alias {alias} at missing collection {target}")
-    previous = alias_target(client, alias)
+    previous = alias_target(client, alias, base_delay=base_delay)
     if previous is None:
-        client.alias.create(alias_name=alias, target_collection=target)
+        retried(
+            lambda: client.alias.create(alias_name=alias, target_collection=target),
+            base_delay=base_delay,
+        )
     elif previous != target:
-        client.alias.update(alias_name=alias, new_target_collection=target)
+        retried(
+            lambda: client.alias.update(alias_name=alias, new_target_collection=target),
+            base_delay=base_delay,
+        )
     return previous
 
 
@@ -331,6 +364,55 @@ def _translated(exc: BaseException, collection: str) -> Exception | None:
         f"on {collection}",
         setting=API_KEY_SETTING,
     )
+
+
+# Per-object errors that are no document's fault and that no retry fixes, and the setting that
+# does: text2vec-openai without a key or with a rejected one
+# (usecases/modulecomponents/clients/openai/openai.go), a vector the collection does not
+# configure (usecases/objects/validation/vector_validation.go).
+_CONFIGURATION_MESSAGES = (
+    (
+        re.compile(r"no api key found|openai api failed with status: 40[13]\b", re.IGNORECASE),
+        OPENAI_KEY_SETTING,
+        "Weaviate's text2vec-openai vectorizer has no usable OpenAI key",
+    ),
+    (
+        re.compile(r"does not have configuration for vector|configured with(out)? multiple named"),
+        VECTORIZER_SETTING,
+        "the collection does not take the vectors this pipeline writes",
+    ),
+)
+
+
+def _configuration_refusal(message: str) -> ConfigurationError | None:
+    for pattern, setting, what in _CONFIGURATION_MESSAGES:
+        if pattern.search(message):
+            return ConfigurationError(f"{what} ({message}): check {setting}", setting=setting)
+    return None
+
+
+def _is_transient_message(message: str) -> bool:
+    """Throttling (Weaviate's or the vectorizer's: "... failed with status: 429"), timeouts,
+    unavailable shards: the client keeps only the text of per-object errors."""
+    return bool(_TRANSIENT_MESSAGE.search(message))
+
+
+def _defined(values: dict[str, Any], tree: _Tree) -> dict[str, Any]:
+    """``values`` without the properties ``tree`` does not define, nested ones included."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in tree:
+            continue
+        nested = tree[name][2]
+        out[name] = (
+            _defined(value, nested) if nested is not None and isinstance(value, dict) else value
+        )
+    return out
+
+
+def _module_name(vectorizer: Any) -> str:
+    """A vectorizer as the client reports it (an enum, or a string for unknown modules)."""
+    return str(getattr(vectorizer, "value", vectorizer) or "none")
 
 
 def _to_weaviate(value: Any) -> Any:
@@ -430,26 +512,63 @@ class WeaviateChunkStore:
     # --- schema -----------------------------------------------------------------------------
 
     def ensure_schema(self) -> None:
+        """Create the collection when it is missing; otherwise check that its properties and
+        its vector configuration are what the pipeline writes, and refuse any difference."""
         if self.alias is not None:
-            require_alias_support(self.client)
-            if self.client.collections.exists(self.alias) and (
-                alias_target(self.client, self.alias) is None
+            require_alias_support(self.client, base_delay=self.retry_base_delay)
+            alias = self.alias
+            if self._call(lambda: self.client.collections.exists(alias)) and (
+                alias_target(self.client, alias, base_delay=self.retry_base_delay) is None
             ):
                 raise WeaviateStoreError(
                     f"{self.alias} is a collection, not an alias: a collection and an alias "
                     "cannot share a name; choose another alias name or migrate the collection"
                 )
-        if not self.client.collections.exists(self.collection):
-            self.client.collections.create(
-                self.collection,
-                properties=chunk_properties(),
-                vector_config=_vector_config(self.vectorizer),
+        if not self._call(lambda: self.client.collections.exists(self.collection)):
+            self._call(
+                lambda: self.client.collections.create(
+                    self.collection,
+                    properties=chunk_properties(),
+                    vector_config=_vector_config(self.vectorizer),
+                )
             )
-        config = self._col.config.get(simple=True)
+        config = self._call(lambda: self._col.config.get(simple=True))
         self._named_vector = config.vector_config is not None
+        vector_differences = self._vector_differences(config)
+        if vector_differences:
+            raise SchemaMismatchError(self.collection, vector_differences, VECTORIZER_SETTING)
         differences = _differences(self._tree, _tree(config.properties))
         if differences:
             raise SchemaMismatchError(self.collection, differences)
+
+    def _vector_differences(self, config: Any) -> list[str]:
+        """How the collection's vectors differ from what this store writes: the named vector
+        ``default`` (or one unnamed vector, as older collections have), vectorized by
+        ``self.vectorizer`` from ``title`` and ``text``."""
+        expected = self.vectorizer
+        setting = f"{VECTORIZER_SETTING}={expected}"
+        if config.vector_config is None:  # a collection with one unnamed vector
+            actual = _module_name(config.vectorizer)
+            if actual != expected:
+                return [f"vector (unnamed): vectorizer {actual}, expected {expected} ({setting})"]
+            return []
+        if VECTOR_NAME not in config.vector_config:
+            names = ", ".join(sorted(config.vector_config)) or "none"
+            return [
+                f"vector {VECTOR_NAME}: not configured (the collection has: {names}); the "
+                f"pipeline writes the named vector {VECTOR_NAME} ({setting})"
+            ]
+        vectorizer = config.vector_config[VECTOR_NAME].vectorizer
+        actual = _module_name(vectorizer.vectorizer)
+        if actual != expected:
+            return [f"vector {VECTOR_NAME}: vectorizer {actual}, expected {expected} ({setting})"]
+        source = vectorizer.source_properties
+        if expected != "none" and source and sorted(source) != sorted(VECTORIZED_PROPERTIES):
+            return [
+                f"vector {VECTOR_NAME}: vectorizes {', '.join(source)}, expected "
+                f"{', '.join(VECTORIZED_PROPERTIES)}"
+            ]
+        return []
 
     def _uses_named_vector(self) -> bool:
         if self._named_vector is None:
@@ -471,8 +590,13 @@ class WeaviateChunkStore:
             nonlocal pending
             failed = self._write_batch(chunks, vectors, pending)
             retry_next = []
-            for index, message in failed.items():
-                if _TRANSIENT_MESSAGE.search(message):
+            for index, (message, transient) in failed.items():
+                refusal = _configuration_refusal(message)
+                if refusal is not None:
+                    # The server's vectorizer has no usable key, or the collection takes no
+                    # such vector: every object would fail alike, so the run stops here.
+                    raise refusal
+                if transient:
                     retry_next.append(index)
                     last_error[index] = message
                 else:
@@ -499,14 +623,16 @@ class WeaviateChunkStore:
         chunks: Sequence[Chunk],
         vectors: Sequence[Sequence[float]] | None,
         indexes: Sequence[int],
-    ) -> dict[int, str]:
+    ) -> dict[int, tuple[str, bool]]:
         """One pass over ``chunks[indexes]``, ``batch_size`` objects per ``insert_many`` and
-        ``concurrency`` of them in flight; returns ``{index: error}``."""
+        ``concurrency`` of them in flight; returns ``{index: (error, transient)}``."""
         named = vectors is not None and self._uses_named_vector()
         items: list[tuple[int, DataObject[dict[str, Any], None]]] = []
         for index in indexes:
             chunk = chunks[index]
-            props = _to_weaviate(chunk.properties())
+            # Only properties the collection defines: with auto-schema on (the server default)
+            # anything else would silently extend the collection's schema.
+            props = _defined(_to_weaviate(chunk.properties()), self._tree)
             if chunk.published_at:
                 props["published_at"] = _rfc3339(chunk.published_at)
             vector: Any = None
@@ -515,23 +641,33 @@ class WeaviateChunkStore:
                 vector = {VECTOR_NAME: vec} if named else vec
             items.append((index, DataObject(properties=props, uuid=chunk.uuid, vector=vector)))
         slices = [items[i : i + self.batch_size] for i in range(0, len(items), self.batch_size)]
-        failed: dict[int, str] = {}
+        failed: dict[int, tuple[str, bool]] = {}
         for result in self._pool().map(self._insert_slice, slices):
             failed.update(result)
         return failed
 
     def _insert_slice(
         self, items: list[tuple[int, DataObject[dict[str, Any], None]]]
-    ) -> dict[int, str]:
+    ) -> dict[int, tuple[str, bool]]:
         try:
             result = self._col.data.insert_many([obj for _, obj in items])
         except WeaviateInsertManyAllFailedError as exc:
             # Every object failed; the message lists the distinct errors.
-            return {index: str(exc) for index, _ in items}
+            message = str(exc)
+            return {index: (message, _is_transient_message(message)) for index, _ in items}
         except (WeaviateBaseError, OSError) as exc:
             # The request as a whole failed (gRPC status, connection, retries exhausted).
-            return {index: f"{type(exc).__name__}: {exc}" for index, _ in items}
-        return {items[position][0]: err.message for position, err in result.errors.items()}
+            kind = weaviate_error_kind(exc)
+            if kind == "configuration":
+                translated = _translated(exc, self.collection)
+                assert translated is not None
+                raise translated from exc
+            message = f"{type(exc).__name__}: {exc}"
+            return {index: (message, kind == "transient") for index, _ in items}
+        return {
+            items[position][0]: (err.message, _is_transient_message(err.message))
+            for position, err in result.errors.items()
+        }
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -540,22 +676,11 @@ class WeaviateChunkStore:
             )
         return self._executor
 
-    def _call(self, fn: Callable[[], Any]) -> Any:
-        """Reads, counts and deletes: retried in place on transient errors; what retries did
-        not fix leaves as a failure kind."""
-        try:
-            return retry(
-                fn,
-                attempts=self.attempts,
-                base_delay=self.retry_base_delay,
-                max_delay=30 * self.retry_base_delay,
-                retry_on=lambda exc: weaviate_error_kind(exc) == "transient",
-            )
-        except Exception as exc:
-            translated = _translated(exc, self.collection)
-            if translated is None:
-                raise
-            raise translated from exc
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Reads, counts, deletes and schema calls: retried in place on transient errors."""
+        return retried(
+            fn, attempts=self.attempts, base_delay=self.retry_base_delay, collection=self.collection
+        )
 
     def _delete_where(self, where: _Filters) -> int:
         deleted = 0
@@ -644,11 +769,13 @@ class WeaviateChunkStore:
     def alias_target(self) -> str | None:
         if self.alias is None:
             raise WeaviateStoreError("this store has no alias configured")
-        return alias_target(self.client, self.alias)
+        return alias_target(self.client, self.alias, base_delay=self.retry_base_delay)
 
     def promote(self) -> str | None:
         """Point the alias at this store's collection; returns the previous target, which is
         what a rollback points it at again."""
         if self.alias is None:
             raise WeaviateStoreError("this store has no alias configured")
-        return point_alias(self.client, self.alias, self.collection)
+        return point_alias(
+            self.client, self.alias, self.collection, base_delay=self.retry_base_delay
+        )
