@@ -1,6 +1,7 @@
 """The repair sensor against a real Dagster instance: failures become one run per partition for
 the failed documents only; a fixed source lands and resolves its failure; a poison document
-stops after the attempt limit."""
+stops after the attempt limit (repairs only: forced runs do not count); damage the validation
+checks found in the store is repaired for exactly the damaged documents."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from dagster import (
     instance_for_test,
     materialize,
 )
+from psycopg import sql
 
-from reingest_assets.assets import document_chunks_v2, normalized_documents
+from reingest_assets.assets import document_chunks_v2, normalized_documents, raw_documents
+from reingest_assets.checks import document_chunks_v2_validation
 from reingest_assets.dagster_resources import ReingestResource
-from reingest_assets.jobs import repair_job
+from reingest_assets.jobs import repair_job, validate_job
 from reingest_assets.sensors import repair_sensor
 from support.modes import failures, ledger, make_resource
 from support.pipeline import Corpus, record
@@ -44,20 +47,30 @@ def reingest(pg_url: str, tmp_path: Path) -> ReingestResource:
 
 def definitions(reingest: ReingestResource) -> Definitions:
     return Definitions(
-        assets=[normalized_documents, document_chunks_v2],
-        jobs=[repair_job],
+        assets=[raw_documents, normalized_documents, document_chunks_v2],
+        asset_checks=[document_chunks_v2_validation],
+        jobs=[repair_job, validate_job],
         sensors=[repair_sensor],
         resources={"reingest": reingest},
     )
 
 
 def tick(instance: DagsterInstance, reingest: ReingestResource) -> list[RunRequest]:
+    return tick_with_cursor(instance, reingest, None)[0]
+
+
+def tick_with_cursor(
+    instance: DagsterInstance, reingest: ReingestResource, cursor: str | None
+) -> tuple[list[RunRequest], str | None]:
+    """One sensor tick as the daemon runs it: its run requests and the cursor it leaves."""
     with build_sensor_context(
         instance=instance,
         resources={"reingest": reingest},
         repository_def=definitions(reingest).get_repository_def(),
+        cursor=cursor,
     ) as context:
-        return list(repair_sensor.evaluate_tick(context).run_requests or [])
+        result = repair_sensor.evaluate_tick(context)
+        return list(result.run_requests or []), result.cursor
 
 
 def launch(instance: DagsterInstance, reingest: ReingestResource, request: RunRequest) -> Any:
@@ -180,3 +193,77 @@ def test_forced_runs_do_not_spend_repair_attempts(
     assert request.run_config["ops"]["normalized_documents"]["config"]["uids"] == ["pubmed:3"]
     assert launch(instance, reingest, request).success
     assert failure_attempts(pg_url)[1] == ("pubmed:3", 4, 1, False)
+
+
+def validate(instance: DagsterInstance, reingest: ReingestResource) -> dict[str, bool]:
+    """``validate_job`` over the partition, as ``reingest validate`` runs it: check -> passed."""
+    result = (
+        definitions(reingest)
+        .resolve_job_def("validate_job")
+        # A checks-only job takes its partition as a tag (as the UI's "Execute checks" does).
+        .execute_in_process(
+            instance=instance, tags={"dagster/partition": KEY}, raise_on_error=False
+        )
+    )
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def database_snapshot(pg_url: str) -> list[tuple[Any, ...]]:
+    """Every table and column of the database, and a digest of every row of every table."""
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name, string_agg(column_name || ' ' || data_type, ','"
+            " ORDER BY ordinal_position) FROM information_schema.columns"
+            " WHERE table_schema IN ('public', 'reingest') GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+        digest = "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM {}.{} t"
+        return [
+            (
+                *table,
+                conn.execute(sql.SQL(digest).format(*map(sql.Identifier, table[:2]))).fetchone(),
+            )
+            for table in tables
+        ]
+
+
+def test_damage_found_by_validation_is_repaired_for_exactly_those_documents(
+    instance: DagsterInstance, reingest: ReingestResource, corpus: Corpus, pg_url: str
+) -> None:
+    for pmid in range(1, 13):
+        corpus.put_record(record(pmid, sentences=30 if pmid == 3 else 6))
+    full_run(instance, reingest)
+    before = ledger(pg_url)
+    assert validate(instance, reingest)["completeness"]
+    # Behind the pipeline's back: one chunk deleted, one blanked, one extra (orphan) chunk.
+    with psycopg.connect(pg_url) as conn:
+        table = "reingest.document_chunk_v2"
+        conn.execute(
+            f"DELETE FROM {table} WHERE uuid = (SELECT uuid FROM {table}"
+            " WHERE parent_uid = 'pubmed:3' ORDER BY meta->>'chunk_index' DESC LIMIT 1)"
+        )
+        conn.execute(f"UPDATE {table} SET text = '' WHERE parent_uid = 'pubmed:5'")
+        conn.execute(
+            f"INSERT INTO {table} SELECT gen_random_uuid(), parent_uid, source, title, text,"
+            " section, published_at, year, tokens, n_sentences, quality_total, meta, vector"
+            f" FROM {table} WHERE parent_uid = 'pubmed:7'"
+        )
+    checks = validate(instance, reingest)
+    assert not checks["completeness"] and not checks["token_bounds"]
+
+    untouched = database_snapshot(pg_url)
+    (request,), cursor = tick_with_cursor(instance, reingest, None)
+    assert database_snapshot(pg_url) == untouched  # a tick reads, never writes
+    assert request.partition_key == KEY
+    assert request.run_config["ops"]["document_chunks_v2"]["config"] == {"verify": True}
+    assert tick_with_cursor(instance, reingest, cursor)[0] == []  # each finding acted on once
+
+    result = launch(instance, reingest, request)
+    assert result.success
+    after = ledger(pg_url)
+    rewritten = {uid for uid, (_, run_id) in after.items() if run_id == result.run_id}
+    assert rewritten == {"pubmed:3", "pubmed:5", "pubmed:7"}
+    assert {uid: after[uid] for uid in after if uid not in rewritten} == {
+        uid: before[uid] for uid in before if uid not in rewritten
+    }
+    assert all(validate(instance, reingest).values())
+    assert tick_with_cursor(instance, reingest, cursor)[0] == []  # passing checks: nothing to do

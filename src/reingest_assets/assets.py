@@ -47,6 +47,12 @@ class ReingestRunConfig(Config):
     uids: list[str] = Field(
         default_factory=list, description="only these documents (repair runs); empty: all"
     )
+    verify: bool = Field(
+        default=False,
+        description="also rewrite unchanged documents whose stored chunks are not what the "
+        "ledger says (missing, orphan or altered: what validation reports), and delete their "
+        "orphan chunks; repair runs of failed checks set it",
+    )
 
 
 class ChunkRunConfig(ReingestRunConfig):
@@ -164,7 +170,13 @@ def _run_stage(
             context,
             context.asset_key,
             (
-                stage(pipeline, Partition.from_key(k), uids=config.uids or None, force=config.force)
+                stage(
+                    pipeline,
+                    Partition.from_key(k),
+                    uids=config.uids or None,
+                    force=config.force,
+                    verify=config.verify,
+                )
                 for k in context.partition_keys
             ),
         )
@@ -217,6 +229,7 @@ def document_chunks_v2(
                         Partition.from_key(k),
                         uids=config.uids or None,
                         force=config.force,
+                        verify=config.verify,
                     ),
                 )
         return

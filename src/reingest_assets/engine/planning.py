@@ -68,14 +68,19 @@ class PartitionPlan:
 
 
 def plan_partition(
-    p: Pipeline, part: Partition, *, uids: list[str] | None = None, force: bool = False
+    p: Pipeline,
+    part: Partition,
+    *,
+    uids: list[str] | None = None,
+    force: bool = False,
+    verify: bool = False,
 ) -> PartitionPlan:
     plan = PartitionPlan(part.key)
     started = time.perf_counter()
     chunker = functools.partial(chunk_rows, config=p.chunker)
     for rows in p.registry_pages(part, uids):
         plan.docs_in += len(rows)
-        todo = rows if force else [r for r in rows if not r.unchanged]
+        todo = p.rows_to_write(rows, force=force, verify=verify)
         plan.docs_skip += len(rows) - len(todo)
         if not todo:
             continue

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig
 from reingest_assets.domain.failures import DocumentError, Failure, is_row_error
 from reingest_assets.domain.limits import registry_refusal
+from reingest_assets.engine.damage import damaged_documents
 from reingest_assets.engine.progress import Progress
 from reingest_assets.engine.workers import (
     NORMALIZED_SCHEMA,
@@ -119,6 +120,26 @@ class Pipeline:
             batch_size=self.batch_size,
             uids=uids,
         )
+
+    def rows_to_write(
+        self, rows: list[RegistryRow], *, force: bool, verify: bool
+    ) -> list[RegistryRow]:
+        """A page's documents a run writes: every one with ``force``; else the new or changed
+        ones and, with ``verify``, the unchanged ones whose chunks the store does not hold as
+        the ledger says (the repair of what validation found: missing, orphan, altered)."""
+        if force:
+            return rows
+        if not verify:
+            return [r for r in rows if not r.unchanged]
+        damaged = damaged_documents(
+            self.registry,
+            self.store,
+            [r.uid for r in rows if r.unchanged],
+            max_tokens=self.chunker.max_tokens,
+        )
+        if damaged:
+            self.log(f"verify: {len(damaged)} damaged document(s) to rewrite")
+        return [r for r in rows if not r.unchanged or r.uid in damaged]
 
     def finish(self) -> None:
         """End this pipeline's work: stop the workers and let the store finish what it
@@ -235,11 +256,17 @@ def fetch_raw(
 
 
 def normalize_partition(
-    p: Pipeline, part: Partition, *, uids: Sequence[str] | None = None, force: bool = False
+    p: Pipeline,
+    part: Partition,
+    *,
+    uids: Sequence[str] | None = None,
+    force: bool = False,
+    verify: bool = False,
 ) -> StageReport:
     """Normalize the partition's new or changed documents into one Parquet object, streamed in
     row groups of ``batch_size``. Unchanged documents (per the ledger) are skipped before their
-    raw object is fetched, so an unchanged partition costs one indexed scan of the registry."""
+    raw object is fetched, so an unchanged partition costs one indexed scan of the registry;
+    with ``verify``, unchanged documents the store holds damaged are normalized again too."""
     report = StageReport(part.key)
     started = time.perf_counter()
     total, _ = p.registry.partition_summary(part.source, part.ingest_date)
@@ -247,7 +274,7 @@ def normalize_partition(
     with tempfile.TemporaryDirectory(prefix="reingest-") as tmp:
         path = Path(tmp) / "documents.parquet"
         with pq.ParquetWriter(path, NORMALIZED_SCHEMA, compression="zstd") as writer:
-            pages = _prefetched_pages(p, part, uids, force, report)
+            pages = _prefetched_pages(p, part, uids, force, verify, report)
             for (rows, _, fetch_failures), results, cpu in p.pool.lookahead(
                 pages, normalize_to_arrow, lambda page: slices(page[1], WORKER_SLICE)
             ):
@@ -270,13 +297,18 @@ def normalize_partition(
 
 
 def _prefetched_pages(
-    p: Pipeline, part: Partition, uids: Sequence[str] | None, force: bool, report: StageReport
+    p: Pipeline,
+    part: Partition,
+    uids: Sequence[str] | None,
+    force: bool,
+    verify: bool,
+    report: StageReport,
 ) -> Iterator[tuple[list[RegistryRow], list[RawItem], list[Failure]]]:
     """Registry pages with their raw objects fetched (concurrently, by the object store)."""
     t = time.perf_counter()
     for rows in p.registry_pages(part, uids):
         report.docs_in += len(rows)
-        todo = rows if force else [r for r in rows if not r.unchanged]
+        todo = p.rows_to_write(rows, force=force, verify=verify)
         report.docs_skipped += len(rows) - len(todo)
         report.timed("read", t)
         t = time.perf_counter()
@@ -324,9 +356,12 @@ def chunk_partition(
     *,
     uids: Sequence[str] | None = None,
     force: bool = False,
+    verify: bool = False,
 ) -> StageReport:
     """Chunk the partition's normalized documents and write them: upsert new chunks, then delete
-    the stale tail, then record the ledger (a crash anywhere redoes at most the batch in flight)."""
+    the stale tail, then record the ledger (a crash anywhere redoes at most the batch in flight).
+    With ``verify`` (after a verifying normalize) every normalized document is written, and
+    chunks the store holds for them beyond the ledger's (orphans) are deleted first."""
     report = StageReport(part.key)
     started = time.perf_counter()
     progress = Progress(f"chunk {part.key}", None, p.log)
@@ -339,7 +374,7 @@ def chunk_partition(
     )
     chunker = functools.partial(chunk_arrow, config=p.chunker, encode=encode)
     for (docs, previous, _), results, cpu in p.pool.lookahead(
-        _planned_batches(p, part, uids, force, report),
+        _planned_batches(p, part, uids, force, verify, report),
         chunker,
         lambda b: arrow_slices(b[2], WORKER_SLICE),
     ):
@@ -359,7 +394,12 @@ def chunk_partition(
 
 
 def _planned_batches(
-    p: Pipeline, part: Partition, uids: Sequence[str] | None, force: bool, report: StageReport
+    p: Pipeline,
+    part: Partition,
+    uids: Sequence[str] | None,
+    force: bool,
+    verify: bool,
+    report: StageReport,
 ) -> Iterator[tuple[int, dict[str, LedgerEntry], pa.RecordBatch]]:
     """(documents read, their ledger entries, the normalized rows still to write) per batch."""
     for batch in _normalized_batches(p, part, uids):
@@ -368,7 +408,9 @@ def _planned_batches(
         batch_uids = batch.column("uid").to_pylist()
         previous = p.registry.ledger_lookup(p.store.target, batch_uids)
         todo = batch
-        if not force:
+        if verify:
+            report.chunks_deleted += _delete_orphans(p, batch_uids, previous)
+        elif not force:
             hashes = batch.column("content_hash").to_pylist()
             keep = [
                 not _unchanged(p, content_hash, previous.get(uid))
@@ -378,6 +420,15 @@ def _planned_batches(
         report.docs_skipped += batch.num_rows - todo.num_rows
         report.timed("plan", t)
         yield batch.num_rows, previous, todo
+
+
+def _delete_orphans(p: Pipeline, uids: list[str], ledger: dict[str, LedgerEntry]) -> int:
+    """Delete the chunks the store holds for these documents that their ledger rows do not list
+    (the rewrite that follows restores missing and altered ones, and its stale-tail delete sees
+    only the ledger's)."""
+    listed = {u for entry in ledger.values() for u in entry.chunk_uuids}
+    orphans = [uuid for uuid, _ in p.store.fetch_ids(uids) if uuid not in listed]
+    return p.store.delete(orphans) if orphans else 0
 
 
 def _unchanged(p: Pipeline, content_hash: str, entry: LedgerEntry | None) -> bool:

@@ -24,7 +24,14 @@ from typing import Any, Literal
 
 from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig, count_tokens_reference
 from reingest_assets.domain.failures import Failure
-from reingest_assets.domain.ids import chunk_uuid
+from reingest_assets.engine.damage import (
+    EMPTY,
+    MISSING_METADATA,
+    OVER_MAX_TOKENS,
+    REPEATED_TITLE,
+    UUID_FORMULA,
+    chunk_problems,
+)
 from reingest_assets.engine.runner import Partition, fetch_raw
 from reingest_assets.engine.workers import (
     ChunkedItem,
@@ -38,8 +45,6 @@ from reingest_assets.resources.registry import LedgerEntry, Registry, RegistryRo
 from reingest_assets.resources.stores import ChunkStore, StoredChunk
 
 SAMPLE_LIMIT = 10  # offender ids kept per kind of problem
-REQUIRED_META = ("chunk_id", "chunk_index", "chunker_version", "tokenizer", "max_tokens")
-TITLE_MARKER = "[Title] "
 
 Severity = Literal["error", "warn"]
 
@@ -320,26 +325,16 @@ def _partition_rows(
 
 def _check_chunks(tally: _Tally, chunks: list[StoredChunk], max_tokens: int) -> None:
     tally.checked_chunks += len(chunks)
+    offenders = {
+        MISSING_METADATA: tally.missing_metadata,
+        UUID_FORMULA: tally.uuid_formula,
+        EMPTY: tally.empty_chunks,
+        OVER_MAX_TOKENS: tally.over_max_tokens,
+        REPEATED_TITLE: tally.repeated_title,
+    }
     for chunk in chunks:
-        props = chunk.properties
-        meta = props.get("meta") or {}
-        if (
-            not chunk.parent_uid
-            or not props.get("source")
-            or any(meta.get(k) is None for k in REQUIRED_META)
-        ):
-            tally.missing_metadata.add([chunk.uuid])
-        chunk_id = meta.get("chunk_id")
-        if chunk_id is None or chunk_uuid(chunk.parent_uid, chunk_id) != chunk.uuid:
-            tally.uuid_formula.add([chunk.uuid])
-        text = props.get("text") or ""
-        tokens = props.get("tokens") or 0
-        if not text.strip() or tokens <= 0:
-            tally.empty_chunks.add([chunk.uuid])
-        elif tokens > max_tokens:
-            tally.over_max_tokens.add([chunk.uuid])
-        if meta.get("chunk_index", 0) > 0 and TITLE_MARKER in text:
-            tally.repeated_title.add([chunk.uuid])
+        for problem in chunk_problems(chunk, max_tokens):
+            offenders[problem].add([chunk.uuid])
 
 
 def _recompute_sample(
