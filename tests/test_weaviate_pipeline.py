@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from reingest_assets.dagster_resources import (
     PostgresResource,
     ReingestResource,
 )
+from reingest_assets.domain.failures import ConfigurationError
 from reingest_assets.engine.cutover import CutoverReport, cutover
 from reingest_assets.engine.runner import Partition, Pipeline, chunk_partition, normalize_partition
 from reingest_assets.jobs import cutover_job, rollback_job
@@ -32,10 +34,11 @@ from reingest_assets.resources.stores.weaviate import (
     WeaviateChunkStore,
     alias_target,
 )
+from reingest_assets.resources.weaviate_connection import connect
 from support.modes import failures, ledger, make_corpus
 from support.pipeline import PART, Corpus, record
 from support.weaviate_target import WeaviateTarget
-from weaviate_server import FakeWeaviate, Faults
+from weaviate_server import FakeWeaviate, Faults, OpenAIBehaviour
 
 MakeStore = Callable[..., WeaviateChunkStore]
 
@@ -63,7 +66,7 @@ def names(target: WeaviateTarget) -> Iterator[list[str]]:
 def make_store(target: WeaviateTarget, names: list[str]) -> Iterator[MakeStore]:
     stores: list[WeaviateChunkStore] = []
 
-    def make(**kwargs: Any) -> WeaviateChunkStore:
+    def make(headers: dict[str, str] | None = None, **kwargs: Any) -> WeaviateChunkStore:
         kwargs.setdefault("collection", target.unique_name())
         kwargs.setdefault("vectorizer", "none")
         kwargs.setdefault("retry_base_delay", 0.01)
@@ -71,7 +74,8 @@ def make_store(target: WeaviateTarget, names: list[str]) -> Iterator[MakeStore]:
         names.append(kwargs["collection"])
         if kwargs.get("alias"):
             names.append(kwargs["alias"])
-        store = WeaviateChunkStore(target.connect(), **kwargs)
+        client = connect(replace(target.settings, headers=headers or {}))
+        store = WeaviateChunkStore(client, **kwargs)
         store.ensure_schema()
         stores.append(store)
         return store
@@ -201,6 +205,44 @@ def test_per_object_failures_become_store_failure_rows_and_a_rerun_repairs_them(
         ("pubmed:3", "run-2"),
         ("pubmed:7", "run-2"),
     ]
+
+
+def test_text2vec_openai_without_a_key_stops_the_run_with_one_message(
+    pg_url: str, tmp_path: Path, make_store: MakeStore, fake: FakeWeaviate
+) -> None:
+    """Before: the fake stored objects without vectors; a real server fails every object with
+    "no api key found", which became one failure row per document for the repair sensor."""
+    store = make_store(vectorizer="text2vec-openai")
+    put_corpus(make_corpus(pg_url, tmp_path), range(1, 21))
+    pipeline = make_pipeline(pg_url, tmp_path, store, "run-1")
+    normalize_partition(pipeline, PART)
+    with pytest.raises(ConfigurationError) as caught:
+        chunk_partition(pipeline, PART)
+    assert caught.value.setting == "REINGEST_OPENAI_API_KEY"
+    assert "no api key found" in str(caught.value)
+    assert fake.calls["BatchObjects"] == 1
+    assert failures(pg_url) == [] and ledger(pg_url) == {}
+
+
+def test_provider_throttling_is_retried_and_what_outlasts_it_becomes_failure_rows(
+    pg_url: str, tmp_path: Path, make_store: MakeStore, fake: FakeWeaviate
+) -> None:
+    key = {"X-OpenAI-Api-Key": "sk-test-key-0123456789"}
+    store = make_store(vectorizer="text2vec-openai", headers=key, attempts=3)
+    uids = put_corpus(make_corpus(pg_url, tmp_path), range(1, 21))
+    pipeline = make_pipeline(pg_url, tmp_path, store, "run-1")
+
+    fake.openai.behaviour = OpenAIBehaviour(throttle=2)  # 429 twice, then vectors
+    assert run(pipeline)["docs_written"] == 20
+    assert failures(pg_url) == []
+
+    fake.openai.behaviour = OpenAIBehaviour(throttle=1_000)  # throttled for good
+    pipeline.run_id = "run-2"
+    report = run(pipeline, force=True)
+    assert report["docs_written"] == 0 and report["failures_by_stage"] == {"store": 20}
+    assert {(uid, kind) for uid, kind, *_ in failures(pg_url)} == {
+        (uid, "transient") for uid in uids
+    }
 
 
 class HashEmbedder:

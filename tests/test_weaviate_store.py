@@ -542,10 +542,10 @@ def test_alias_names_start_upper_case_and_compare_case_insensitively(
 
 
 def test_auto_schema_extends_a_collection_with_an_unknown_property(
-    make_store: MakeStore,
+    make_store: MakeStore, fake: FakeWeaviate
 ) -> None:
     """Auto-schema is on by default on a real server: an unknown property is added, not
-    refused."""
+    refused. (Fake only: docker-compose.yml turns it off.)"""
     store = make_store()
     store.ensure_schema()
     store._col.data.insert_many([DataObject(properties={"surprise": "value"})])
