@@ -19,9 +19,9 @@ from reingest_assets.synthetic import (
     FORMATS,
     MALFORMED_KINDS,
     SyntheticRecord,
-    edit_record,
     generate_corpus,
 )
+from support.synthetic_edits import edit_record
 
 START = date(2024, 3, 1)
 SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)

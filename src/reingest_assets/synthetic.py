@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache, lru_cache
+from importlib import resources
 from typing import Any
 
 import orjson
 import zstandard
-from lxml import etree
 
 from reingest_assets.domain.ids import document_uid
 
@@ -52,252 +52,25 @@ class SyntheticRecord:
     malformed: str | None  # None, or which of MALFORMED_KINDS this record deliberately is
 
 
-# --- vocabulary -----------------------------------------------------------------------------
+# --- vocabulary: package data (data/synthetic_vocabulary.json) ---------------------------------
 
-_WORDS: dict[str, tuple[str, ...]] = {
-    "disease": (
-        "type 2 diabetes", "hypertension", "heart failure", "atrial fibrillation",
-        "chronic kidney disease", "breast cancer", "colorectal cancer",
-        "non-small cell lung cancer", "hepatocellular carcinoma", "pancreatic adenocarcinoma",
-        "glioblastoma", "acute myeloid leukemia", "multiple sclerosis", "Alzheimer's disease",
-        "Parkinson's disease", "major depressive disorder", "schizophrenia",
-        "rheumatoid arthritis", "systemic lupus erythematosus", "Crohn's disease",
-        "ulcerative colitis", "asthma", "chronic obstructive pulmonary disease", "tuberculosis",
-        "HIV infection", "COVID-19", "sepsis", "osteoarthritis", "osteoporosis", "obesity",
-        "nonalcoholic fatty liver disease", "psoriasis", "atopic dermatitis", "ischaemic stroke",
-        "coronary artery disease", "preeclampsia", "gestational diabetes", "malaria",
-        "chronic hepatitis B", "migraine", "epilepsy", "autism spectrum disorder",
-        "prostate cancer", "ovarian cancer", "melanoma", "cystic fibrosis", "sickle cell disease",
-        "acute kidney injury", "idiopathic pulmonary fibrosis",
-    ),
-    "drug": (
-        "metformin", "atorvastatin", "rosuvastatin", "aspirin", "clopidogrel", "apixaban",
-        "rivaroxaban", "warfarin", "empagliflozin", "dapagliflozin", "semaglutide",
-        "liraglutide", "insulin glargine", "lisinopril", "amlodipine", "sacubitril/valsartan",
-        "pembrolizumab", "nivolumab", "trastuzumab", "bevacizumab", "cisplatin", "paclitaxel",
-        "doxorubicin", "tamoxifen", "imatinib", "osimertinib", "rituximab", "adalimumab",
-        "infliximab", "tocilizumab", "methotrexate", "prednisolone", "dexamethasone",
-        "remdesivir", "vancomycin", "ceftriaxone", "azithromycin", "levetiracetam", "sertraline",
-        "ketamine", "melatonin",
-    ),
-    "gene": (
-        "TP53", "KRAS", "EGFR", "BRCA1", "PTEN", "MYC", "PIK3CA", "HER2", "VEGFA", "STAT3",
-        "NF-κB", "mTOR", "AKT1", "PD-L1", "CTLA-4", "IL-6", "TNF-α", "TGF-β1", "HIF-1α", "SIRT1",
-        "NLRP3", "APOE", "ACE2", "FOXO3", "CDK4", "BCL-2", "β-catenin", "Notch1", "SOX2", "YAP",
-        "PPARγ", "Nrf2", "IDH1", "MGMT", "FGF21", "miR-21", "lncRNA MALAT1",
-    ),
-    "population": (
-        "adults", "older adults", "children", "adolescents", "pregnant women",
-        "postmenopausal women", "hospitalized patients", "outpatients", "critically ill patients",
-        "kidney transplant recipients", "healthy volunteers", "veterans",
-        "nursing home residents", "preterm infants", "patients aged ≥65 years",
-        "primary care patients", "current smokers", "health care workers",
-    ),
-    "outcome": (
-        "all-cause mortality", "major adverse cardiovascular events", "hospital readmission",
-        "progression-free survival", "overall survival", "glycated haemoglobin",
-        "health-related quality of life", "functional recovery", "cognitive decline",
-        "disease activity", "serious adverse events", "length of hospital stay",
-        "symptom burden", "relapse", "bone mineral density", "body mass index",
-        "systolic blood pressure", "estimated glomerular filtration rate", "viral load",
-        "pain intensity", "depressive symptoms", "treatment response",
-    ),
-    "design": (
-        "randomized controlled trial", "prospective cohort study", "retrospective cohort study",
-        "case-control study", "cross-sectional study", "systematic review and meta-analysis",
-        "multicentre observational study", "phase II trial", "phase III trial",
-        "population-based cohort study", "nested case-control study", "pilot study",
-    ),
-    "assay": (
-        "quantitative real-time PCR", "western blotting", "immunohistochemistry",
-        "flow cytometry", "RNA sequencing", "single-cell RNA sequencing", "ELISA",
-        "liquid chromatography-mass spectrometry", "chromatin immunoprecipitation",
-        "whole-exome sequencing", "magnetic resonance imaging", "positron emission tomography",
-        "a genome-wide CRISPR-Cas9 screen", "confocal microscopy",
-    ),
-    "cell": (
-        "CD8+ T cells", "regulatory T cells", "macrophages", "dendritic cells", "hepatocytes",
-        "cardiomyocytes", "endothelial cells", "fibroblasts", "neurons", "astrocytes",
-        "microglia", "mesenchymal stem cells", "tumour cells", "B cells", "natural killer cells",
-        "podocytes", "keratinocytes", "adipocytes",
-    ),
-    "tissue": (
-        "peripheral blood", "serum", "plasma", "tumour tissue", "adipose tissue",
-        "liver biopsies", "skeletal muscle", "cerebrospinal fluid",
-        "bronchoalveolar lavage fluid", "synovial tissue", "kidney biopsies", "placental tissue",
-        "colonic mucosa", "bone marrow",
-    ),
-    "process": (
-        "cell proliferation", "apoptosis", "epithelial-mesenchymal transition", "angiogenesis",
-        "autophagy", "inflammation", "oxidative stress", "insulin resistance", "fibrosis",
-        "tumour invasion", "immune evasion", "mitochondrial dysfunction", "neuroinflammation",
-        "ferroptosis", "hepatic lipid accumulation", "distant metastasis",
-    ),
-    "mechanism": (
-        "activation of the PI3K/AKT pathway", "inhibition of NF-κB signalling",
-        "modulation of the gut microbiota", "epigenetic silencing",
-        "impaired autophagic flux", "dysregulated lipid metabolism",
-        "increased production of reactive oxygen species", "suppression of JAK/STAT signalling",
-        "altered mitochondrial dynamics", "enhanced glycolytic flux",
-    ),
-    "exposure": (
-        "air pollution", "night shift work", "physical activity", "sedentary behaviour",
-        "short sleep duration", "cigarette smoking", "alcohol consumption",
-        "dietary sodium intake", "socioeconomic deprivation", "antibiotic exposure in infancy",
-        "maternal obesity", "vitamin D deficiency", "social isolation",
-        "ultra-processed food consumption",
-    ),
-    "biomarker": (
-        "C-reactive protein", "interleukin-6", "high-sensitivity troponin T", "NT-proBNP",
-        "serum albumin", "HbA1c", "LDL cholesterol", "ferritin", "procalcitonin", "D-dimer",
-        "neutrophil-to-lymphocyte ratio", "cystatin C",
-    ),
-    "intervention": (
-        "cognitive behavioural therapy", "supervised exercise training", "bariatric surgery",
-        "remote telemonitoring", "early mobilisation", "a Mediterranean diet",
-        "smoking cessation counselling", "percutaneous coronary intervention",
-        "stereotactic body radiotherapy", "transcranial magnetic stimulation",
-        "a nurse-led care programme", "influenza vaccination", "hand hygiene promotion",
-        "school-based health education",
-    ),
-    "model": (
-        "multivariable logistic regression", "Cox proportional hazards models",
-        "linear mixed-effects models", "propensity score matching",
-        "two-sample Mendelian randomization", "random-effects meta-analysis",
-        "generalized estimating equations", "gradient-boosted decision trees",
-    ),
-    "setting": (
-        "primary care", "intensive care units", "low- and middle-income countries",
-        "tertiary referral hospitals", "community pharmacies", "emergency departments",
-    ),
-    "adj": ("clinical", "long-term", "short-term", "comparative", "real-world", "adjunctive"),
-    "timeunit": ("weeks", "months", "years"),
-    "p": ("0.001", "0.002", "0.004", "0.01", "0.02", "0.03", "0.04", "0.21", "0.47"),
-}  # fmt: skip
-
-# Sentences per NLM category; an unstructured abstract uses the same flow without labels.
-# No template contains ". " inside a sentence, so sentences split back on ". ".
-_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "BACKGROUND": (
-        "{disease} is a leading cause of {outcome} among {population} worldwide.",
-        "The role of {gene} in the pathogenesis of {disease} remains poorly understood.",
-        (
-            "Although {intervention} is widely used in {setting}, its effect on {outcome} in "
-            "{population} with {disease} has not been established."
-        ),
-        (
-            "Recent evidence suggests that {mechanism} contributes to {process} in {disease}, but"
-            " the underlying regulators are unclear."
-        ),
-        (
-            "Few studies have examined the association between {exposure} and {outcome} in "
-            "{population}."
-        ),
-        (
-            "{disease} affects approximately {pct}% of {population} and is associated with a "
-            "substantial burden of {outcome}."
-        ),
-        (
-            "Elevated {biomarker} has been linked to {outcome} in {disease}, yet its prognostic "
-            "value in {population} is uncertain."
-        ),
-        (
-            "Current guidelines recommend {drug} for {disease}, although the evidence in "
-            "{population} is limited."
-        ),
-    ),
-    "OBJECTIVE": (
-        (
-            "We aimed to evaluate the {adj} efficacy and safety of {drug} in {population} with "
-            "{disease}."
-        ),
-        "This study investigated whether {exposure} is associated with {outcome} in {population}.",
-        "To determine the effect of {intervention} on {outcome} in {population} with {disease}.",
-        "We sought to characterise the contribution of {gene} to {process} in {cell}.",
-    ),
-    "METHODS": (
-        (
-            "We conducted a {design} of {n} {population} with {disease} recruited from {k} "
-            "centres between {y1} and {y2}."
-        ),
-        "{cell} were isolated from {tissue} and analysed by {assay} and {assay2}.",
-        "Expression of {gene} was measured using {assay} in {n} samples of {tissue}.",
-        (
-            "The primary outcome was {outcome} at {k} {timeunit}; secondary outcomes included "
-            "{outcome2} and {biomarker}."
-        ),
-        (
-            "Associations were estimated with {model} adjusted for age, sex, {exposure} and "
-            "baseline {biomarker}."
-        ),
-        (
-            "Participants were randomly assigned to receive {drug} ({dose} mg daily) or placebo "
-            "for {k} {timeunit}."
-        ),
-        (
-            "Data were extracted from electronic health records of {n} {population} treated in "
-            "{setting}."
-        ),
-        (
-            "We searched MEDLINE, Embase and the Cochrane Library from inception to {y2} for "
-            "studies reporting {outcome} in {disease}."
-        ),
-        (
-            "Mice deficient in {gene} were challenged with a high-fat diet for {k} weeks and "
-            "compared with wild-type littermates."
-        ),
-    ),
-    "RESULTS": (
-        (
-            "{drug} reduced {outcome} by {pct}% compared with placebo (hazard ratio {hr}; 95% CI "
-            "{lo}-{hi}; p < 0.001)."
-        ),
-        "Of the {n} participants enrolled, {m} ({pct}%) completed follow-up.",
-        (
-            "Higher {biomarker} levels were associated with an increased risk of {outcome} (odds "
-            "ratio {hr}, 95% CI {lo}-{hi})."
-        ),
-        "Knockdown of {gene} markedly suppressed {process} in {cell} in vitro and in vivo.",
-        "No significant difference in {outcome} was observed between the groups (p = {p}).",
-        "The median {biomarker} concentration was {x} µg/L (interquartile range {lo}-{hi}).",
-        (
-            "{gene} expression was {fold}-fold higher in {tissue} from patients with {disease} "
-            "than in controls."
-        ),
-        "During a median follow-up of {k} {timeunit}, {m} participants developed {outcome}.",
-        (
-            "Compared with usual care, {intervention} improved {outcome2} (mean difference {hr}; "
-            "95% CI {lo} to {hi}) without increasing {outcome}."
-        ),
-        "Mechanistically, {gene} promoted {process} through {mechanism}.",
-        (
-            "Serious adverse events occurred in {pct}% of patients receiving {drug} and {pct2}% "
-            "of those receiving placebo."
-        ),
-    ),
-    "CONCLUSIONS": (
-        "These findings suggest that {gene} may be a promising therapeutic target for {disease}.",
-        "{intervention} was associated with improved {outcome} in {population} with {disease}.",
-        "Further prospective studies are needed to confirm the role of {exposure} in {outcome}.",
-        "Our results support the use of {drug} as {adj} therapy in {population} with {disease}.",
-        "{biomarker} may help identify {population} at high risk of {outcome}.",
-    ),
-}  # fmt: skip
-
-_TITLE_TEMPLATES = (
-    "{drug} versus placebo for {disease} in {population}: a {design}",
-    "Association of {exposure} with {outcome} among {population} with {disease}",
-    "{gene} promotes {process} through {mechanism} in {disease}",
-    "Effect of {intervention} on {outcome} in {population}: a {design}",
-    "Role of {gene} in {process} and {process2} of {cell}",
-    (
-        "Long-term {outcome} after {intervention} in {population} with {disease}: results of a "
-        "{design}"
-    ),
-    "{biomarker} and risk of {outcome} in {disease}: a {design}",
-    "Targeting {gene} in {cell} attenuates {process} in experimental {disease}",
-    "Trends in {outcome} among {population} with {disease} in {setting}, {y1}-{y2}",
+_VOCABULARY: dict[str, Any] = orjson.loads(
+    resources.files("reingest_assets").joinpath("data", "synthetic_vocabulary.json").read_bytes()
 )
+# Slot name -> phrases that fill {slot} in the templates.
+_WORDS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _VOCABULARY["words"].items()}
+# Abstract category -> sentence templates.
+_TEMPLATES: dict[str, tuple[str, ...]] = {
+    k: tuple(v) for k, v in _VOCABULARY["sentence_templates"].items()
+}
+_TITLE_TEMPLATES: tuple[str, ...] = tuple(_VOCABULARY["title_templates"])
+_LAST_NAMES: tuple[str, ...] = tuple(_VOCABULARY["last_names"])
+# A fore name per first initial: XML carries ForeName, JSON only "Last FM"; deriving one from
+# the initials keeps XML -> JSON -> XML lossless.
+_FORE_NAMES: dict[str, str] = _VOCABULARY["fore_names"]
+_MESH: tuple[str, ...] = tuple(_VOCABULARY["mesh_terms"])
+_JOURNALS: tuple[str, ...] = tuple(_VOCABULARY["journals"])
+
 
 # NlmCategory of each label, and the label sets structured abstracts use (with weights).
 _LABEL_CATEGORY = {
@@ -332,67 +105,6 @@ _CATEGORY_SHARE = {
 }
 _UNSTRUCTURED_FLOW = ("BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS")
 
-_LAST_NAMES = (
-    "Smith", "Johnson", "Brown", "Taylor", "Wilson", "Murphy", "O'Brien", "Walker", "Young",
-    "Wright", "Scott", "Green", "Baker", "Adams", "Nelson", "Campbell", "Mitchell", "Roberts",
-    "Carter", "Evans", "Turner", "Collins", "Edwards", "Morris", "Cooper", "Müller", "Schmidt",
-    "Becker", "Wagner", "Hoffmann", "Fischer", "Weber", "Meyer", "Koch", "Richter", "Klein",
-    "García", "Martínez", "Fernández", "Torres", "da Silva", "Santos", "Ferreira", "Costa",
-    "Rossi", "Bianchi", "Dubois", "Moreau", "van der Berg", "de Vries", "Andersson", "Jensen",
-    "Nielsen", "Larsen", "Øvrebø", "Novak", "Kowalski", "Horváth", "Ivanova", "Papadopoulos",
-    "Yılmaz", "Cohen", "Haddad", "Ahmed", "Hassan", "Ali", "Okafor", "Mensah", "Singh",
-    "Patel", "Kumar", "Gupta", "Sharma", "Wang", "Zhang", "Li", "Liu", "Chen", "Huang", "Zhao",
-    "Wu", "Zhou", "Xu", "Sun", "Lin", "Gao", "Kim", "Lee", "Park", "Choi", "Tanaka", "Sato",
-    "Nakamura", "Yamamoto", "Nguyen", "Tran",
-)  # fmt: skip
-# A fore name per first initial: XML carries ForeName, JSON only "Last FM"; deriving one from
-# the initials keeps XML -> JSON -> XML lossless.
-_FORE_NAMES = dict(
-    zip(
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-        (
-            "Anna", "Bruno", "Carlos", "Daniela", "Emma", "Fatima", "Giulia", "Hiroshi", "Ines",
-            "Jun", "Katarzyna", "Lars", "Maria", "Nadia", "Olga", "Pedro", "Qing", "Rahul",
-            "Sofia", "Thomas", "Ugo", "Valentina", "Wei", "Xavier", "Yuki", "Zainab",
-        ),
-        strict=True,
-    )
-)  # fmt: skip
-_MESH = (
-    "Humans", "Male", "Female", "Adult", "Middle Aged", "Aged", "Aged, 80 and over", "Child",
-    "Adolescent", "Young Adult", "Infant", "Animals", "Mice", "Mice, Inbred C57BL",
-    "Mice, Knockout", "Rats", "Cell Line, Tumor", "Retrospective Studies",
-    "Prospective Studies", "Cohort Studies", "Cross-Sectional Studies", "Case-Control Studies",
-    "Follow-Up Studies", "Treatment Outcome", "Risk Factors", "Prognosis", "Incidence",
-    "Prevalence", "Time Factors", "Survival Analysis", "Proportional Hazards Models",
-    "Logistic Models", "Odds Ratio", "Risk Assessment", "Biomarkers", "Biomarkers, Tumor",
-    "Signal Transduction", "Gene Expression Regulation, Neoplastic", "Cell Proliferation",
-    "Apoptosis", "Inflammation", "Oxidative Stress", "Disease Progression", "Quality of Life",
-    "Hospitalization", "Diabetes Mellitus, Type 2", "Hypertension", "Heart Failure",
-    "Breast Neoplasms", "Colorectal Neoplasms", "Lung Neoplasms", "Carcinoma, Hepatocellular",
-    "Alzheimer Disease", "Parkinson Disease", "Depressive Disorder, Major", "Asthma",
-    "COVID-19", "SARS-CoV-2", "Sepsis", "Obesity", "Stroke", "Tuberculosis", "HIV Infections",
-    "Renal Insufficiency, Chronic", "Arthritis, Rheumatoid", "Metformin",
-    "Antineoplastic Agents", "Immune Checkpoint Inhibitors", "Anti-Bacterial Agents",
-    "Hypoglycemic Agents", "Double-Blind Method", "Randomized Controlled Trials as Topic",
-    "Meta-Analysis as Topic", "Tumor Microenvironment", "MicroRNAs", "RNA, Long Noncoding",
-    "Macrophages", "T-Lymphocytes", "Gastrointestinal Microbiome", "Exercise", "Diet",
-    "Smoking", "Air Pollution", "Socioeconomic Factors", "Pregnancy", "Infant, Newborn",
-    "Mutation", "Genotype", "Polymorphism, Single Nucleotide", "Sequence Analysis, RNA",
-    "Magnetic Resonance Imaging", "Tomography, X-Ray Computed", "Mendelian Randomization Analysis",
-)  # fmt: skip
-_JOURNALS = (
-    "The Lancet", "The New England journal of medicine", "JAMA", "BMJ (Clinical research ed.)",
-    "Nature medicine", "PloS one", "Scientific reports", "Frontiers in immunology",
-    "Journal of clinical oncology : official journal of the American Society of Clinical Oncology",
-    "Circulation", "Diabetes care", "Cancer research", "Cell reports", "Nucleic acids research",
-    "BMC public health", "International journal of molecular sciences", "Journal of hepatology",
-    "Gut", "Annals of internal medicine", "The Journal of clinical investigation",
-    "European heart journal", "Neurology", "Brain, behavior, and immunity",
-    "Journal of the American Heart Association", "Medicine", "Cureus",
-    "Research & practice in thrombosis & haemostasis",
-    "Journal of clinical & translational endocrinology",
-)  # fmt: skip
 _DOI_PREFIXES = ("1016", "1038", "1056", "1001", "1136", "1371", "1186", "1093", "1002", "3389")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _LANGUAGES = ("eng",) * 33 + ("fre", "ger", "spa")
@@ -729,59 +441,6 @@ def _encode(
     raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
 
 
-def _decode_xml(data: bytes) -> dict[str, Any]:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    article = etree.fromstring(data, parser).find("PubmedArticle")
-    citation = article.find("MedlineCitation")
-
-    def text(path: str) -> str:
-        return "".join(citation.find(path).itertext())
-
-    sections = citation.findall("Article/Abstract/AbstractText")
-    abstract: str | list[dict[str, str]] = ""
-    if len(sections) == 1 and sections[0].get("Label") is None:
-        abstract = "".join(sections[0].itertext())
-    elif sections:
-        abstract = [{"label": s.get("Label"), "text": "".join(s.itertext())} for s in sections]
-    ids = {a.get("IdType"): a.text for a in article.iterfind("PubmedData/ArticleIdList/ArticleId")}
-    month = _MONTHS.index(text("Article/Journal/JournalIssue/PubDate/Month")) + 1
-    return {
-        "pmid": text("PMID"),
-        "title": text("Article/ArticleTitle"),
-        "abstract": abstract,
-        "authors": [
-            f"{a.findtext('LastName')} {a.findtext('Initials')}"
-            for a in citation.iterfind("Article/AuthorList/Author")
-        ],
-        "journal": text("Article/Journal/Title"),
-        "mesh_terms": [
-            d.text for d in citation.iterfind("MeshHeadingList/MeshHeading/DescriptorName")
-        ],
-        "doi": ids.get("doi"),
-        "pmc_id": ids.get("pmc"),
-        "publication_date": f"{text('Article/Journal/JournalIssue/PubDate/Year')}-{month:02d}-"
-        f"{text('Article/Journal/JournalIssue/PubDate/Day')}",
-        "language": text("Article/Language"),
-    }
-
-
-def _decode(data: bytes, fmt: str) -> dict[str, Any]:
-    """The JSON-shaped content of a well-formed record (the inverse of ``_encode``)."""
-    if fmt == "xml":
-        return _decode_xml(data)
-    if fmt == "json.gz":
-        data = zlib.decompress(data, wbits=31)
-    elif fmt == "json.zst":
-        data = zstandard.ZstdDecompressor().decompress(data)
-    content: dict[str, Any] = orjson.loads(data)
-    return content["payload"] if fmt == "envelope.json" else content
-
-
-def _format_of(key: str) -> str:
-    filename = key.rsplit("/", 1)[1]
-    return filename.split(".", 1)[1]
-
-
 # --- malformed records ----------------------------------------------------------------------
 
 _XXE_XML = (
@@ -890,94 +549,3 @@ def generate_corpus(
             data=data,
             malformed=kind,
         )
-
-
-def edit_record(rec: SyntheticRecord, *, shrink: bool = False, seed: int = 0) -> SyntheticRecord:
-    """A changed version of ``rec`` under the same key and ingest date, with a new content hash.
-
-    Default: one sentence of the abstract replaced (the title, if there is no abstract).
-    ``shrink=True``: the abstract cut to 20-40% of its sentences (at least one), so a long
-    document loses chunks. A malformed record comes back repaired (well-formed, same title and
-    date): the upstream source was fixed.
-    """
-    rng = random.Random(f"{seed}:{rec.uid}:{shrink}")
-    pools = _pools()
-    fmt = _format_of(rec.key)
-    if rec.malformed is not None:
-        if shrink:
-            raise ValueError(f"{rec.uid} is malformed ({rec.malformed}); nothing to shrink")
-        content = _content(rng, pools, rec.source_id, title=rec.title)
-        content["publication_date"] = rec.published_at
-    else:
-        content = _decode(rec.data, fmt)
-        abstract = content["abstract"]
-        if shrink:
-            if not abstract:
-                raise ValueError(f"{rec.uid} has no abstract to shrink")
-            content["abstract"] = _shrunk(abstract, rng)
-        elif abstract:
-            content["abstract"] = _edited(abstract, rng, pools)
-        else:
-            content["title"] = _other(pools.titles, content["title"], rng)
-    data = _encode(
-        content,
-        fmt,
-        source=rec.source,
-        ingest_date=rec.ingest_date,
-        zstd=zstandard.ZstdCompressor(level=1),
-    )
-    return _record(
-        content=content,
-        source=rec.source,
-        ingest_date=rec.ingest_date,
-        fmt=fmt,
-        data=data,
-        malformed=None,
-    )
-
-
-def _sentences(text: str) -> list[str]:
-    return [s if s.endswith(".") else s + "." for s in text.split(". ")]
-
-
-def _other(pool: Sequence[str], current: str, rng: random.Random) -> str:
-    while True:
-        candidate = rng.choice(pool)
-        if candidate != current:
-            return candidate
-
-
-def _edited(
-    abstract: str | list[dict[str, str]], rng: random.Random, pools: _Pools
-) -> str | list[dict[str, str]]:
-    if isinstance(abstract, str):
-        sentences = _sentences(abstract)
-        i = rng.randrange(len(sentences))
-        sentences[i] = _other(pools.sentences["RESULTS"], sentences[i], rng)
-        return " ".join(sentences)
-    sections = [dict(s) for s in abstract]
-    section = rng.choice(sections)
-    sentences = _sentences(section["text"])
-    i = rng.randrange(len(sentences))
-    category = _LABEL_CATEGORY.get(section["label"], "RESULTS")
-    sentences[i] = _other(pools.sentences[category], sentences[i], rng)
-    section["text"] = " ".join(sentences)
-    return sections
-
-
-def _shrunk(abstract: str | list[dict[str, str]], rng: random.Random) -> str | list[dict[str, str]]:
-    sections = (
-        [{"label": "", "text": abstract}]
-        if isinstance(abstract, str)
-        else [dict(s) for s in abstract]
-    )
-    per_section = [_sentences(s["text"]) for s in sections]
-    total = sum(len(p) for p in per_section)
-    keep = max(1, min(total - 1, round(total * rng.uniform(0.2, 0.4))))
-    kept: list[dict[str, str]] = []
-    for section, sentences in zip(sections, per_section, strict=True):
-        if keep <= 0:
-            break
-        kept.append(section | {"text": " ".join(sentences[:keep])})
-        keep -= len(sentences)
-    return kept[0]["text"] if isinstance(abstract, str) else kept

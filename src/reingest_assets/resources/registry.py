@@ -45,19 +45,6 @@ class LedgerEntry(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class OpenFailure:
-    id: int
-    uid: str
-    source: str
-    ingest_date: str
-    stage: str
-    kind: str
-    attempts: int
-    content_hash: str | None
-    registry_hash: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class RepairableFailure:
     id: int
     uid: str
@@ -382,23 +369,6 @@ class Registry(PgClient):
         return len(rows)
 
     @retried
-    def open_failures(self, *, limit: int = 10_000) -> list[OpenFailure]:
-        """Unresolved, non-permanent failures with the registry's current content hash."""
-        rows = self.conn.execute(
-            """
-            SELECT f.id, f.uid, f.source, f.ingest_date::text, f.stage, f.kind, f.attempts,
-                   f.content_hash, d.content_hash
-            FROM reingest.ingestion_failures f
-            LEFT JOIN documents d ON d.uid = f.uid
-            WHERE f.resolved_at IS NULL AND NOT f.permanent
-            ORDER BY f.source, f.ingest_date, f.uid
-            LIMIT %s
-            """,
-            (limit,),
-        ).fetchall()
-        return [OpenFailure(*r) for r in rows]
-
-    @retried
     def failure_counts(self, source: str, ingest_date: str) -> dict[str, int]:
         rows = self.conn.execute(
             """
@@ -474,14 +444,6 @@ class Registry(PgClient):
             params["last"] = rows[-1][0]
             if len(rows) < batch_size:
                 return
-
-    def ledger_partition_count(self, target: str, source: str, ingest_date: str) -> int:
-        row = self.conn.execute(
-            "SELECT count(*) FROM reingest.ledger"
-            " WHERE target = %s AND source = %s AND ingest_date = %s",
-            (target, source, ingest_date),
-        ).fetchone()
-        return int(row[0]) if row else 0
 
     def partition_status(
         self,
