@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from reingest_assets.cli.parser import build_parser
@@ -17,7 +18,7 @@ from reingest_assets.cli.parser import build_parser
 
 def test_every_mode_has_help() -> None:
     parser = build_parser()
-    for command in ("full", "validate", "status", "rollback"):
+    for command in ("full", "repair", "validate", "status", "rollback"):
         with pytest.raises(SystemExit) as exit_:
             parser.parse_args([command, "--help"])
         assert exit_.value.code == 0
@@ -75,3 +76,24 @@ def test_modes_end_to_end_from_the_cli(pg_url: str, tmp_path: Path) -> None:
     completeness = failed["partitions"][days[0]]["completeness"]
     assert completeness["missing_documents"] == rolled["docs_removed"]
     assert len(completeness["offenders"]["missing_documents"]) == min(10, rolled["docs_removed"])
+
+    # Damage behind the pipeline's back in the other partition: one chunk blanked.
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "UPDATE reingest.document_chunk_v2 SET text = '' WHERE uuid = (SELECT uuid"
+            " FROM reingest.document_chunk_v2 WHERE parent_uid = ANY(%s) LIMIT 1)",
+            (_ledger_uids(pg_url, days[1][:10]),),
+        )
+    assert (
+        cli("validate", "--since", since, "--until", until, ok=False)["failed_partitions"] == days
+    )
+    # One repair by hand restores exactly what is missing or damaged, without --force.
+    repaired = cli("repair", "--since", since, "--until", until)
+    assert repaired["docs_written"] == rolled["docs_removed"] + 1
+    assert cli("validate", "--since", since, "--until", until)["failed_partitions"] == []
+
+
+def _ledger_uids(pg_url: str, day: str) -> list[str]:
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT uid FROM reingest.ledger WHERE ingest_date = %s", (day,))
+        return [uid for (uid,) in rows.fetchall()]

@@ -80,7 +80,35 @@ def _full(
     progress: bool,
 ) -> dict[str, Any]:
     dates = partition_dates(stack.settings, since, until)
-    config = {"force": force}
+    return _materialize(
+        stack, "reingest_job", sources, dates, {"force": force}, mode="full", progress=progress
+    )
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """One repair cycle by hand over the selected partitions, as the repair sensor runs it after
+    a failed check: rewrite the documents whose stored chunks are not what the ledger says,
+    delete orphan chunks, retry the repairable failures. Sound documents are not touched."""
+    stack = _ready_stack(migrate=True)
+    sources, dates = _selected(stack, args)
+    summary = _materialize(
+        stack, "repair_job", sources, dates, {"verify": True}, mode="repair", progress=not args.json
+    )
+    report(summary, args.json)
+    return 0 if summary["runs"] == summary["runs_succeeded"] else 1
+
+
+def _materialize(
+    stack: Stack,
+    job_name: str,
+    sources: list[str],
+    dates: list[str],
+    config: dict[str, Any],
+    *,
+    mode: str,
+    progress: bool,
+) -> dict[str, Any]:
+    """Run a job of the two assets over the partitions with this run config for both."""
     run_config = {
         "ops": {
             name: {"config": config} for name in ("normalized_documents", "document_chunks_v2")
@@ -90,12 +118,12 @@ def _full(
     started = time.perf_counter()
     results = _run_job(
         stack,
-        "reingest_job",
+        job_name,
         sources=sources,
         dates=dates,
         run_config=run_config,
         progress=progress,
-        tags={"reingest/mode": "full"},
+        tags={"reingest/mode": mode},
         raise_on_error=True,
     )
     return summarize(results, time.perf_counter() - started)
@@ -482,6 +510,7 @@ def cmd_bench_fetch(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": cmd_demo,
     "full": cmd_full,
+    "repair": cmd_repair,
     "validate": cmd_validate,
     "status": cmd_status,
     "rollback": cmd_rollback,

@@ -45,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="chunk store to write (sets REINGEST_STORE for this command)",
     )
 
+    repair = sub.add_parser(
+        "repair",
+        help="rewrite the documents whose stored chunks validation finds missing, orphan or "
+        "altered, and retry repairable failures (what the repair sensor does); sound "
+        "documents are not touched",
+    )
+    _add_range(repair)
+    repair.add_argument("--json", action="store_true", help="print one JSON summary")
+
     validate = sub.add_parser(
         "validate", help="run the validation checks alone over the selected partitions"
     )
