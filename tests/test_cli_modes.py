@@ -84,9 +84,6 @@ def test_modes_end_to_end_from_the_cli(pg_url: str, tmp_path: Path) -> None:
             " FROM reingest.document_chunk_v2 WHERE parent_uid = ANY(%s) LIMIT 1)",
             (_ledger_uids(pg_url, days[1][:10]),),
         )
-    assert (
-        cli("validate", "--since", since, "--until", until, ok=False)["failed_partitions"] == days
-    )
     # One repair by hand restores exactly what is missing or damaged, without --force.
     repaired = cli("repair", "--since", since, "--until", until)
     assert repaired["docs_written"] == rolled["docs_removed"] + 1
