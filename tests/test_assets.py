@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dagster import DagsterInstance, materialize
 from dagster._core.definitions.observe import observe  # not re-exported at the top level
 from dagster._core.storage.tags import (
@@ -10,6 +12,7 @@ from dagster._core.storage.tags import (
 )
 
 from reingest_assets.assets import document_chunks_v2, normalized_documents, raw_documents
+from reingest_assets.checks import document_chunks_v2_validation
 from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.definitions import defs
 from support.pipeline import Corpus, record, store_snapshot
@@ -95,3 +98,59 @@ def test_raw_documents_observation_versions_change_with_content(
     after = versions()
     assert before["2026-11-03|pubmed"] != after["2026-11-03|pubmed"]
     assert before["2026-11-04|pubmed"] == after["2026-11-04|pubmed"]
+
+
+def test_a_range_run_puts_each_partitions_figures_on_its_materialization_and_checks_what_it_wrote(
+    reingest: ReingestResource, corpus: Corpus, tmp_path: Path
+) -> None:
+    """Set-based over the range: per-partition figures on each partition's materialization,
+    the run's totals as run_*; a partition with nothing new keeps no normalized object and the
+    checks evaluate only the partitions the run wrote to."""
+    days = ["2026-11-02", "2026-11-03", "2026-11-04"]  # the middle day stays empty
+    for pmid in range(1, 4):
+        corpus.put_record(record(pmid), day=days[0])
+    for pmid in range(10, 15):
+        corpus.put_record(record(pmid), day=days[2])
+    instance = DagsterInstance.ephemeral()
+    tags = {
+        ASSET_PARTITION_RANGE_START_TAG: f"{days[0]}|pubmed",
+        ASSET_PARTITION_RANGE_END_TAG: f"{days[-1]}|pubmed",
+    }
+
+    def run() -> tuple[dict[str, dict[str, object]], set[str]]:
+        result = materialize(
+            [normalized_documents, document_chunks_v2, document_chunks_v2_validation],
+            resources={"reingest": reingest},
+            instance=instance,
+            tags=tags,
+        )
+        assert result.success
+        figures = {
+            m.partition: {k: v.value for k, v in m.metadata.items()}
+            for m in (
+                e.event_specific_data.materialization
+                for e in result.get_asset_materialization_events()
+                if e.asset_key.path[-1] == "document_chunks_v2"
+            )
+        }
+        checked = {
+            e.event_specific_data.partition
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        }
+        return figures, checked
+
+    figures, checked = run()
+    assert {k: f["docs_written"] for k, f in figures.items()} == {
+        f"{days[0]}|pubmed": 3,
+        f"{days[1]}|pubmed": 0,
+        f"{days[2]}|pubmed": 5,
+    }
+    assert all(f["run_docs_written"] == 8 and f["partitions"] == 3 for f in figures.values())
+    assert checked == {f"{days[0]}|pubmed", f"{days[2]}|pubmed"}
+
+    figures, checked = run()  # nothing changed
+    assert {f["docs_in"] for f in figures.values()} == {0}  # skipped before normalizing
+    assert all(f["run_docs_written"] == 0 for f in figures.values())
+    assert checked == set()
+    assert not list((tmp_path / "objects").rglob("*.parquet"))

@@ -1,17 +1,17 @@
 """The asset graph: raw_documents (observed) → normalized_documents → document_chunks_v2.
 
 Assets write to their stores themselves and return ``MaterializeResult``: an IO manager cannot
-store one output for the many partitions of a single-run backfill. A backfill of N dates runs as
-one run per source; each asset walks ``context.partition_keys`` one partition at a time.
+store one output for the many partitions of a run over a range. Each asset works set-based over
+``context.partition_keys`` (one registry walk, workers busy across partitions) and puts each
+partition's own figures on that partition's materialization.
 """
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetObservation,
     BackfillPolicy,
     Config,
@@ -30,9 +30,9 @@ from reingest_assets.engine.runner import (
     Partition,
     Pipeline,
     StageReport,
-    chunk_partition,
+    chunk_partitions,
     heap_frozen,
-    normalize_partition,
+    normalize_partitions,
 )
 from reingest_assets.partitions import PARTITIONS
 
@@ -78,13 +78,9 @@ def raw_documents(context: Any, reingest: ReingestResource) -> DataVersionsByPar
     )
 
 
-def _report_metadata(reports: list[StageReport]) -> dict[str, Any]:
-    """A one-partition run's figures as they are. A range run's materialization stands for every
-    partition of the range at once, so its totals go under ``run_*`` names: per-partition
-    plots then show only true per-partition values (each partition's own figures are in its
-    observation)."""
-    if len(reports) == 1:
-        return _metadata(reports[0])
+def _run_metadata(reports: list[StageReport]) -> dict[str, Any]:
+    """A range run's totals, under ``run_*`` names: every partition's materialization carries
+    them next to its own figures (``_metadata``), which per-partition plots then show."""
     total = StageReport(",".join(r.partition for r in reports))
     for r in reports:
         for name in (
@@ -100,13 +96,14 @@ def _report_metadata(reports: list[StageReport]) -> dict[str, Any]:
             setattr(total, name, getattr(total, name) + getattr(r, name))
         for stage, s in r.stage_seconds.items():
             total.stage_seconds[stage] = total.stage_seconds.get(stage, 0.0) + s
-    metadata = _metadata(total, partitions=len(reports))
-    return {k if k == "partitions" else f"run_{k}": v for k, v in metadata.items()}
+        for stage, n in r.failures_by_stage.items():
+            total.failures_by_stage[stage] = total.failures_by_stage.get(stage, 0) + n
+    metadata = _metadata(total)
+    return {"partitions": len(reports), **{f"run_{k}": v for k, v in metadata.items()}}
 
 
-def _metadata(r: StageReport, partitions: int = 1) -> dict[str, Any]:
+def _metadata(r: StageReport) -> dict[str, Any]:
     return {
-        "partitions": partitions,
         "docs_in": r.docs_in,
         "docs_written": r.docs_written,
         "docs_skipped": r.docs_skipped,
@@ -119,21 +116,6 @@ def _metadata(r: StageReport, partitions: int = 1) -> dict[str, Any]:
         "stage_seconds": MetadataValue.json({k: round(v, 3) for k, v in r.stage_seconds.items()}),
         "failures_by_stage": MetadataValue.json(dict(r.failures_by_stage)),
     }
-
-
-def _observe_each(
-    context: AssetExecutionContext, key: AssetKey, reports: Iterable[StageReport]
-) -> list[StageReport]:
-    """Per-partition figures as observations: one materialization result covers the whole
-    range of a single-run backfill, so each partition's own numbers are logged here."""
-    done = []
-    for report in reports:
-        context.log_event(
-            AssetObservation(asset_key=key, partition=report.partition, metadata=_metadata(report))
-        )
-        context.log.info(f"{key.to_user_string()} {report.partition}: {report.as_dict()}")
-        done.append(report)
-    return done
 
 
 @contextmanager
@@ -161,26 +143,29 @@ def _run_stage(
     context: AssetExecutionContext,
     config: ReingestRunConfig,
     reingest: ReingestResource,
-    stage: Callable[..., StageReport],
+    stage: Callable[..., list[StageReport]],
 ) -> dict[str, Any]:
-    """Run an engine stage over each partition of the run, one after the other on one
-    pipeline; each partition's figures become its observation, the run's its metadata."""
+    """Run an engine stage over the run's partitions, set-based on one pipeline. Each
+    partition's figures go on its own materialization (stored in one batch with the others);
+    the run's totals, on all of them, as ``run_*``. One log line for the run."""
+    parts = [Partition.from_key(k) for k in context.partition_keys]
     with _pipeline(context, reingest, writes=True) as pipeline:
-        reports = _observe_each(
-            context,
-            context.asset_key,
-            (
-                stage(
-                    pipeline,
-                    Partition.from_key(k),
-                    uids=config.uids or None,
-                    force=config.force,
-                    verify=config.verify,
-                )
-                for k in context.partition_keys
-            ),
+        reports = stage(
+            pipeline, parts, uids=config.uids or None, force=config.force, verify=config.verify
         )
-    return _report_metadata(reports)
+    if len(reports) == 1:
+        return _metadata(reports[0])
+    for report in reports:
+        context.add_asset_metadata(_metadata(report), partition_key=report.partition)
+    metadata = _run_metadata(reports)
+    context.log.info(
+        f"{context.asset_key.to_user_string()}: {len(reports)} partitions, "
+        + ", ".join(f"{k.removeprefix('run_')} {metadata[k]}" for k in RUN_LOG_FIGURES)
+    )
+    return metadata
+
+
+RUN_LOG_FIGURES = ("run_docs_in", "run_docs_written", "run_docs_skipped", "run_docs_failed")
 
 
 @asset(
@@ -195,7 +180,7 @@ def normalized_documents(
 ) -> MaterializeResult:
     """New or changed documents of each partition, fetched, parsed and normalized into one
     Parquet object per partition. Bad records land in ingestion_failures; the run goes on."""
-    return MaterializeResult(metadata=_run_stage(context, config, reingest, normalize_partition))
+    return MaterializeResult(metadata=_run_stage(context, config, reingest, normalize_partitions))
 
 
 @asset(
@@ -233,7 +218,7 @@ def document_chunks_v2(
                     ),
                 )
         return
-    yield MaterializeResult(metadata=_run_stage(context, config, reingest, chunk_partition))
+    yield MaterializeResult(metadata=_run_stage(context, config, reingest, chunk_partitions))
 
 
 def _log_plan(context: AssetExecutionContext, plan: PartitionPlan) -> None:

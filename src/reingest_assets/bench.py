@@ -77,6 +77,7 @@ def _rss(processes: list[psutil.Process]) -> int:
 @dataclass
 class BenchResult:
     docs: int
+    partitions: int
     chunks: int
     full: dict[str, Any]
     noop: dict[str, Any]
@@ -86,9 +87,18 @@ class BenchResult:
     pgvector_fulltext: bool
     tokenizer: str
 
+    @property
+    def partition_overhead_ms(self) -> float:
+        """What a partition costs when nothing in it changed: the unchanged run's wall time per
+        partition (it includes the run's own fixed cost and the per-document skip, both small
+        next to it over many partitions; read it against a one-partition bench)."""
+        return round(self.noop["seconds"] * 1000 / max(self.partitions, 1), 2)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "docs": self.docs,
+            "partitions": self.partitions,
+            "partition_overhead_ms": self.partition_overhead_ms,
             "chunks": self.chunks,
             "full_docs_per_minute": self.full["docs_per_minute"],
             "full_chunks_per_second": round(self.chunks / self.full["seconds"], 1),
@@ -153,6 +163,7 @@ def run_benchmark(
             noop = run()
         return BenchResult(
             docs=docs,
+            partitions=len(dates) * len(stack.settings.sources),
             chunks=full["chunks_written"],
             full=full,
             noop=noop,

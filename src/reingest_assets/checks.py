@@ -6,12 +6,14 @@ pass over the partition. A Dagster user sees them on the asset's Checks tab, eac
 per partition (metadata: counts and a sample of offending uids / chunk UUIDs).
 
 * Runs of ``reingest_job`` (and backfills) execute them after ``document_chunks_v2``, over
-  the documents the run wrote (O(written): an incremental run that changed nothing does not
-  re-read the partition): the ids of every chunk it wrote, the content of a random sample of
-  ``REINGEST_VALIDATION_CONTENT_SAMPLE`` documents. A
-  single-run backfill covers a range of partitions in one step, where ``AssetCheckResult`` can
-  carry only one partition; so the check logs an ``AssetCheckEvaluation`` per partition of
-  ``context.partition_keys`` (``can_subset=True``: no per-check output is required).
+  the documents the run wrote (O(written)), set-based over the run's partitions: the ids of
+  every chunk it wrote, the content of a random sample of about
+  ``REINGEST_VALIDATION_CONTENT_SAMPLE`` documents spread over the partitions (at least one
+  each). A run over a range covers many partitions in one step, where ``AssetCheckResult``
+  can carry only one partition; so the check yields an ``AssetCheckEvaluation`` per partition
+  the run wrote to or recorded failures in (``can_subset=True``: no per-check output is
+  required). A partition the run left unchanged gets none: its checks show as skipped for
+  that run, its earlier results stand for its unchanged data.
 * Every check is ``blocking``: a failed ERROR check fails the step, so assets downstream of
   ``document_chunks_v2`` do not run on a broken partition. ``failure_rate`` is a WARN: many bad
   source records are a source problem, while what was written is still sound.
@@ -34,8 +36,14 @@ from dagster import (
 
 from reingest_assets.assets import document_chunks_v2
 from reingest_assets.dagster_resources import ReingestResource
-from reingest_assets.engine.runner import Partition, heap_frozen
-from reingest_assets.engine.validation import CHECKS, CheckOutcome, validate_partition
+from reingest_assets.engine.runner import Partition, Pipeline, heap_frozen
+from reingest_assets.engine.validation import (
+    CHECKS,
+    CheckOutcome,
+    PartitionValidation,
+    validate_partition,
+    validate_run,
+)
 from reingest_assets.partitions import PARTITIONS
 
 CHECK_SPECS = [
@@ -88,22 +96,60 @@ def document_chunks_v2_validation(
     with heap_frozen():
         pipeline = reingest.pipeline(context.run.run_id, context.log.info)
         try:
-            for key in context.partition_keys:
-                report = validate_partition(
-                    pipeline.registry,
-                    pipeline.store,
-                    pipeline.objects,
-                    Partition.from_key(key),
-                    chunker=pipeline.chunker,
-                    sample_size=reingest.validation_sample,
-                    content_sample=reingest.validation_content_sample,
-                    max_failure_rate=reingest.max_failure_rate,
-                    batch_size=pipeline.batch_size,
-                    run_id=context.run.run_id if materializing else None,
+            if materializing:
+                reports = _validate_run(context, reingest, pipeline)
+            else:
+                reports = (
+                    validate_partition(
+                        pipeline.registry,
+                        pipeline.store,
+                        pipeline.objects,
+                        Partition.from_key(key),
+                        chunker=pipeline.chunker,
+                        sample_size=reingest.validation_sample,
+                        content_sample=reingest.validation_content_sample,
+                        max_failure_rate=reingest.max_failure_rate,
+                        batch_size=pipeline.batch_size,
+                    )
+                    for key in context.partition_keys
                 )
-                context.log.info(f"validation {key}: {'passed' if report.passed else 'FAILED'}")
+            checked = failed = 0
+            for report in reports:
+                checked += 1
+                if not report.passed:
+                    failed += 1
+                    context.log.warning(f"validation {report.partition}: FAILED")
                 for outcome in report.checks:
                     if AssetCheckKey(document_chunks_v2.key, outcome.name) in selected:
-                        yield _evaluation(key, outcome)
+                        yield _evaluation(report.partition, outcome)
+            context.log.info(
+                f"validation: {checked} of {len(context.partition_keys)} partitions checked, "
+                f"{failed} failed"
+                + (" (the others: nothing written by this run)" if materializing else "")
+            )
         finally:
             pipeline.finish()
+
+
+def _validate_run(
+    context: AssetCheckExecutionContext, reingest: ReingestResource, pipeline: Pipeline
+) -> Iterator[PartitionValidation]:
+    """The partitions this run wrote to, source by source, set-based over each."""
+    days: dict[str, list[str]] = {}
+    for key in context.partition_keys:
+        part = Partition.from_key(key)
+        days.setdefault(part.source, []).append(part.ingest_date)
+    for source, dates in days.items():
+        yield from validate_run(
+            pipeline.registry,
+            pipeline.store,
+            pipeline.objects,
+            source,
+            dates,
+            context.run.run_id,
+            chunker=pipeline.chunker,
+            sample_size=reingest.validation_sample,
+            content_sample=reingest.validation_content_sample,
+            max_failure_rate=reingest.max_failure_rate,
+            batch_size=pipeline.batch_size,
+        )

@@ -220,7 +220,8 @@ class ReingestResource(ConfigurableResource):
     )
     validation_sample: int = Field(default=20, description="offenders listed per check")
     validation_content_sample: int = Field(
-        default=1000, description="documents per partition whose chunks a run's checks read"
+        default=1000,
+        description="documents whose chunks a run's checks read, spread over its partitions",
     )
     max_failure_rate: float = Field(
         default=0.01, description="unresolved failures per document above which a check fails"

@@ -14,6 +14,8 @@ from typing import Any
 from reingest_assets.resources.embedded_pg import embedded_postgres_url
 from reingest_assets.settings import Settings
 
+EVENT_BATCH_SIZE = 1000
+
 
 @dataclass(frozen=True)
 class Stack:
@@ -39,6 +41,10 @@ def prepare_stack(settings: Settings | None = None) -> Stack:
     with resources.as_file(template) as path:
         shutil.copyfile(path, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
+    # A run over many partitions materializes each one: stored as one batch (one insert and
+    # one index transaction per asset), not an event each. Runs launched by `reingest dev`'s
+    # daemon inherit it; a deployment sets it on its run workers (docs/scaling.md).
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
     os.environ.setdefault("REINGEST_HOME", str(settings.home))
     return Stack(settings, url)
 
@@ -109,8 +115,9 @@ def run_partitioned_job(
 
 def run_totals(results: list[Any]) -> dict[str, dict[str, Any]]:
     """Per asset, the runs' materialization metadata added up: numbers summed, and mappings of
-    numbers (stage seconds) summed key by key. Every partition of a run carries the run's
-    totals, so each run counts once; range runs name them ``run_*``, read here without it."""
+    numbers (stage seconds) summed key by key. Every partition of a range run carries the
+    run's totals as ``run_*`` (next to its own figures), so each run counts once, read here
+    without the prefix; a one-partition run's figures are its totals."""
     totals: dict[str, dict[str, Any]] = {}
     for result in results:
         seen: set[str] = set()
@@ -121,7 +128,10 @@ def run_totals(results: list[Any]) -> dict[str, dict[str, Any]]:
                 continue
             seen.add(asset)
             asset_totals = totals.setdefault(asset, {})
+            ranged = any(key.startswith("run_") for key in mat.metadata)
             for key, entry in mat.metadata.items():
+                if ranged and not key.startswith("run_"):
+                    continue
                 name = key.removeprefix("run_")
                 value = entry.value
                 if isinstance(value, int | float):

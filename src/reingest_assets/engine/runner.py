@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -213,10 +214,11 @@ class StageReport:
 
 
 def fetch_raw(
-    objects: ObjectStore, rows: list[RegistryRow], ingest_date: str
+    objects: ObjectStore, rows: list[RegistryRow], ingest_date: str | None = None
 ) -> tuple[list[RawItem], list[Failure]]:
     """The rows' raw objects (fetched concurrently by the store), and a ``fetch`` failure for
-    each one that could not be had or whose registry values the pipeline cannot store."""
+    each one that could not be had or whose registry values the pipeline cannot store.
+    Without ``ingest_date`` each row is of its own day."""
     items: list[RawItem] = []
     failures: list[Failure] = []
     storable = []
@@ -230,92 +232,203 @@ def fetch_raw(
                     refusal,
                     uid=row.uid,
                     source=row.source,
-                    ingest_date=ingest_date,
+                    ingest_date=ingest_date or _day(row),
                     stage="fetch",
                     content_hash=row.content_hash,
                 )
             )
     rows = storable
     for row, (_, result) in zip(rows, objects.get_many(r.s3_raw_uri for r in rows), strict=True):
+        day = ingest_date or _day(row)
         if isinstance(result, BaseException):
             failures.append(
                 Failure.from_exception(
                     result,
                     uid=row.uid,
                     source=row.source,
-                    ingest_date=ingest_date,
+                    ingest_date=day,
                     stage="fetch",
                     content_hash=row.content_hash,
                 )
             )
         else:
-            items.append(
-                RawItem(row.uid, row.source, row.source_id, ingest_date, row.content_hash, result)
-            )
+            items.append(RawItem(row.uid, row.source, row.source_id, day, row.content_hash, result))
     return items, failures
 
 
-def normalize_partition(
+def normalize_partitions(
     p: Pipeline,
-    part: Partition,
+    parts: Sequence[Partition],
     *,
     uids: Sequence[str] | None = None,
     force: bool = False,
     verify: bool = False,
-) -> StageReport:
-    """Normalize the partition's new or changed documents into one Parquet object, streamed in
-    row groups of ``batch_size``. Unchanged documents (per the ledger) are skipped before their
-    raw object is fetched, so an unchanged partition costs one indexed scan of the registry;
-    with ``verify``, unchanged documents the store holds damaged are normalized again too."""
-    report = StageReport(part.key)
-    started = time.perf_counter()
-    total, _ = p.registry.partition_summary(part.source, part.ingest_date)
-    progress = Progress(f"normalize {part.key}", total if uids is None else len(uids), p.log)
+) -> list[StageReport]:
+    """Normalize the new or changed documents of each partition into one Parquet object per
+    partition, streamed in row groups of ``batch_size``. Unchanged documents (per the ledger)
+    are skipped before their raw object is fetched. Set-based over the range: one registry walk
+    per source and run of consecutive days, pages crossing partitions, the workers kept busy
+    across them; a partition with nothing new gets no object (a stale one is removed), so an
+    unchanged partition costs its share of one indexed scan; with ``verify``, unchanged
+    documents the store holds damaged are normalized again too. One report per partition, in
+    order."""
+    reports = {part.key: StageReport(part.key) for part in parts}
+    for source, days in _consecutive_days(parts):
+        _normalize_days(p, source, days, uids, force, verify, reports)
+    return [reports[part.key] for part in parts]
+
+
+def _consecutive_days(parts: Sequence[Partition]) -> Iterator[tuple[str, list[str]]]:
+    """The partitions as (source, consecutive dates) runs: each is one registry walk."""
+    by_source: dict[str, list[str]] = {}
+    for part in parts:
+        by_source.setdefault(part.source, []).append(part.ingest_date)
+    for source, dates in by_source.items():
+        days: list[str] = []
+        for day in sorted(set(dates)):
+            if days and date.fromisoformat(day) - date.fromisoformat(days[-1]) != _ONE_DAY:
+                yield source, days
+                days = []
+            days.append(day)
+        if days:
+            yield source, days
+
+
+_ONE_DAY = timedelta(days=1)
+
+
+def _normalized_uris(p: Pipeline, source: str) -> set[str]:
+    """The normalized objects that exist for a source (one listing, not a request each)."""
+    listed = p.objects.list(f"normalized/source={source}/")
+    return {uri.split("://", 1)[-1].split("/", 1)[-1] for uri in listed}  # bare keys
+
+
+def _normalize_days(
+    p: Pipeline,
+    source: str,
+    days: list[str],
+    uids: Sequence[str] | None,
+    force: bool,
+    verify: bool,
+    reports: dict[str, StageReport],
+) -> None:
+    existing = _normalized_uris(p, source)
+    if len(days) == 1:
+        total: int | None = p.registry.partition_summary(source, days[0])[0]
+    else:
+        total = None
+    if uids is not None:
+        total = len(uids)
+    label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+    progress = Progress(f"normalize {label}|{source}", total, p.log)
+    written: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="reingest-") as tmp:
-        path = Path(tmp) / "documents.parquet"
-        with pq.ParquetWriter(path, NORMALIZED_SCHEMA, compression="zstd") as writer:
-            pages = _prefetched_pages(p, part, uids, force, verify, report)
-            for (rows, _, fetch_failures), results, cpu in p.pool.lookahead(
-                pages, normalize_to_arrow, lambda page: slices(page[1], WORKER_SLICE)
-            ):
-                report.add_seconds("normalize_cpu", cpu)
-                failures = fetch_failures + [r for r in results if isinstance(r, Failure)]
-                normalized = [r for r in results if isinstance(r, pa.RecordBatch)]
-                t = time.perf_counter()
-                if normalized:
-                    writer.write_table(pa.Table.from_batches(normalized, NORMALIZED_SCHEMA))
-                report.timed("write", t)
-                _record_failures(p, report, failures)
-                report.docs_written += sum(b.num_rows for b in normalized)
-                progress.advance(len(rows))
-        t = time.perf_counter()
-        p.objects.upload_file(part.normalized_uri, path)
-        report.timed("write", t)
-    report.seconds = time.perf_counter() - started
+        out = _PartitionParquet(p, Path(tmp))
+        pages = _prefetched_pages(p, source, days, uids, force, verify, reports)
+        last = time.perf_counter()
+        for (part, rows, _, fetch_failures), results, cpu in p.pool.lookahead(
+            pages, normalize_to_arrow, lambda page: slices(page[2], WORKER_SLICE)
+        ):
+            report = reports[part.key]
+            report.add_seconds("normalize_cpu", cpu)
+            failures = fetch_failures + [r for r in results if isinstance(r, Failure)]
+            normalized = [r for r in results if isinstance(r, pa.RecordBatch)]
+            t = time.perf_counter()
+            if normalized:
+                out.write(part, pa.Table.from_batches(normalized, NORMALIZED_SCHEMA), report)
+                written.add(part.normalized_uri)
+            report.timed("write", t)
+            _record_failures(p, report, failures)
+            report.docs_written += sum(b.num_rows for b in normalized)
+            progress.advance(len(rows))
+            now = time.perf_counter()
+            report.seconds += now - last
+            last = now
+        out.finish()
+    for day in days:
+        uri = Partition(source, day).normalized_uri
+        if uri in existing and uri not in written:  # nothing new: chunking must not redo it
+            p.objects.delete(uri)
     progress.done()
-    return report
+
+
+class _PartitionParquet:
+    """One Parquet file open at a time, uploaded as its partition's object when the walk
+    moves on to another partition."""
+
+    def __init__(self, p: Pipeline, tmp: Path) -> None:
+        self.p = p
+        self.path = tmp / "documents.parquet"
+        self.part: Partition | None = None
+        self.report: StageReport | None = None
+        self.writer: pq.ParquetWriter | None = None
+
+    def write(self, part: Partition, table: pa.Table, report: StageReport) -> None:
+        if part != self.part:
+            self.finish()
+            self.part, self.report = part, report
+            self.writer = pq.ParquetWriter(self.path, NORMALIZED_SCHEMA, compression="zstd")
+        assert self.writer is not None
+        self.writer.write_table(table)
+
+    def finish(self) -> None:
+        if self.writer is None or self.part is None or self.report is None:
+            return
+        t = time.perf_counter()
+        self.writer.close()
+        self.p.objects.upload_file(self.part.normalized_uri, self.path)
+        self.report.timed("write", t)
+        self.writer = None
+        self.part = None
 
 
 def _prefetched_pages(
     p: Pipeline,
-    part: Partition,
+    source: str,
+    days: list[str],
     uids: Sequence[str] | None,
     force: bool,
     verify: bool,
-    report: StageReport,
-) -> Iterator[tuple[list[RegistryRow], list[RawItem], list[Failure]]]:
-    """Registry pages with their raw objects fetched (concurrently, by the object store)."""
+    reports: dict[str, StageReport],
+) -> Iterator[tuple[Partition, list[RegistryRow], list[RawItem], list[Failure]]]:
+    """Registry pages split by partition, with their raw objects fetched (concurrently, by the
+    object store)."""
     t = time.perf_counter()
-    for rows in p.registry_pages(part, uids):
-        report.docs_in += len(rows)
-        todo = p.rows_to_write(rows, force=force, verify=verify)
-        report.docs_skipped += len(rows) - len(todo)
-        report.timed("read", t)
-        t = time.perf_counter()
-        items, failures = fetch_raw(p.objects, todo, part.ingest_date) if todo else ([], [])
-        report.timed("fetch", t)
-        yield rows, items, failures
-        t = time.perf_counter()
+    for page in p.registry.iter_partition(
+        source,
+        days[0],
+        last_date=days[-1],
+        target=p.store.target,
+        chunker_version=CHUNKER_VERSION,
+        embedder_id=p.embedder_id,
+        batch_size=p.batch_size,
+        uids=uids,
+    ):
+        for day, rows in _split_by_day(page):
+            part = Partition(source, day)
+            report = reports[part.key]
+            report.docs_in += len(rows)
+            todo = p.rows_to_write(rows, force=force, verify=verify)
+            report.docs_skipped += len(rows) - len(todo)
+            report.timed("read", t)
+            t = time.perf_counter()
+            items, failures = fetch_raw(p.objects, todo, day) if todo else ([], [])
+            report.timed("fetch", t)
+            yield part, rows, items, failures
+            t = time.perf_counter()
+
+
+def _split_by_day(rows: list[RegistryRow]) -> Iterator[tuple[str, list[RegistryRow]]]:
+    """A page (ordered by updated_at) as its runs of rows of one UTC day."""
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or _day(rows[i]) != _day(rows[start]):
+            yield _day(rows[start]), rows[start:i]
+            start = i
+
+
+def _day(row: RegistryRow) -> str:
+    return row.updated_at.astimezone(UTC).date().isoformat()
 
 
 def _record_failures(p: Pipeline, report: StageReport, failures: list[Failure]) -> None:
@@ -336,10 +449,7 @@ def _normalized_batches(
     with tempfile.TemporaryDirectory(prefix="reingest-") as tmp:
         path = Path(tmp) / "documents.parquet"
         if not p.objects.download_file(part.normalized_uri, path):
-            raise FileNotFoundError(
-                f"no normalized documents for partition {part.key} ({part.normalized_uri}): "
-                "materialize normalized_documents for it first"
-            )
+            return  # removed after it was listed: a newer normalization found nothing new
         parquet = pq.ParquetFile(path)
         # Row group by row group: ParquetFile.iter_batches holds on to Arrow memory as it goes
         # (+100 MB over a million documents), read_row_group does not.
@@ -350,21 +460,21 @@ def _normalized_batches(
                 yield batch
 
 
-def chunk_partition(
+def chunk_partitions(
     p: Pipeline,
-    part: Partition,
+    parts: Sequence[Partition],
     *,
     uids: Sequence[str] | None = None,
     force: bool = False,
     verify: bool = False,
-) -> StageReport:
-    """Chunk the partition's normalized documents and write them: upsert new chunks, then delete
-    the stale tail, then record the ledger (a crash anywhere redoes at most the batch in flight).
-    With ``verify`` (after a verifying normalize) every normalized document is written, and
-    chunks the store holds for them beyond the ledger's (orphans) are deleted first."""
-    report = StageReport(part.key)
-    started = time.perf_counter()
-    progress = Progress(f"chunk {part.key}", None, p.log)
+) -> list[StageReport]:
+    """Chunk each partition's normalized documents and write them: upsert new chunks, then
+    delete the stale tail, then record the ledger (a crash anywhere redoes at most the batch in
+    flight). A partition without a normalized object had nothing new. Batches flow through the
+    workers across partitions; removed documents are found in one query per source. With
+    ``verify`` (after a verifying normalize) every normalized document is written, and chunks
+    the store holds for them beyond the ledger's (orphans) are deleted first."""
+    reports = {part.key: StageReport(part.key) for part in parts}
     # Workers encode the chunks for the store when it can take them so (and no vectors are
     # computed here): the main process then forwards bytes.
     encode = (
@@ -373,53 +483,66 @@ def chunk_partition(
         else None
     )
     chunker = functools.partial(chunk_arrow, config=p.chunker, encode=encode)
-    for (docs, previous, _), results, cpu in p.pool.lookahead(
-        _planned_batches(p, part, uids, force, verify, report),
-        chunker,
-        lambda b: arrow_slices(b[2], WORKER_SLICE),
-    ):
-        report.add_seconds("chunk_cpu", cpu)
-        failures = [r for r in results if isinstance(r, Failure)]
-        chunked = [r for r in results if isinstance(r, ChunkedItem)]
-        written, store_failures = _write_chunked(p, chunked, previous, report)
-        _record_failures(p, report, failures + store_failures)
-        report.docs_written += written
-        progress.advance(docs)
-    if uids is None:
-        report.docs_deleted, deleted_chunks = _delete_removed_documents(p, part)
-        report.chunks_deleted += deleted_chunks
-    report.seconds = time.perf_counter() - started
-    progress.done()
-    return report
+    for source, days in _consecutive_days(parts):
+        existing = _normalized_uris(p, source)
+        todo = [
+            Partition(source, d) for d in days if Partition(source, d).normalized_uri in existing
+        ]
+        label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+        progress = Progress(f"chunk {label}|{source}", None, p.log)
+        last = time.perf_counter()
+        for (part, docs, previous, _), results, cpu in p.pool.lookahead(
+            _planned_batches(p, todo, uids, force, verify, reports),
+            chunker,
+            lambda b: arrow_slices(b[3], WORKER_SLICE),
+        ):
+            report = reports[part.key]
+            report.add_seconds("chunk_cpu", cpu)
+            failures = [r for r in results if isinstance(r, Failure)]
+            chunked = [r for r in results if isinstance(r, ChunkedItem)]
+            written, store_failures = _write_chunked(p, chunked, previous, report)
+            _record_failures(p, report, failures + store_failures)
+            report.docs_written += written
+            progress.advance(docs)
+            now = time.perf_counter()
+            report.seconds += now - last
+            last = now
+        if uids is None:
+            _delete_removed_documents(p, source, days, reports)
+        progress.done()
+    return [reports[part.key] for part in parts]
 
 
 def _planned_batches(
     p: Pipeline,
-    part: Partition,
+    parts: Sequence[Partition],
     uids: Sequence[str] | None,
     force: bool,
     verify: bool,
-    report: StageReport,
-) -> Iterator[tuple[int, dict[str, LedgerEntry], pa.RecordBatch]]:
-    """(documents read, their ledger entries, the normalized rows still to write) per batch."""
-    for batch in _normalized_batches(p, part, uids):
-        report.docs_in += batch.num_rows
-        t = time.perf_counter()
-        batch_uids = batch.column("uid").to_pylist()
-        previous = p.registry.ledger_lookup(p.store.target, batch_uids)
-        todo = batch
-        if verify:
-            report.chunks_deleted += _delete_orphans(p, batch_uids, previous)
-        elif not force:
-            hashes = batch.column("content_hash").to_pylist()
-            keep = [
-                not _unchanged(p, content_hash, previous.get(uid))
-                for uid, content_hash in zip(batch_uids, hashes, strict=True)
-            ]
-            todo = batch.filter(pa.array(keep, pa.bool_()))
-        report.docs_skipped += batch.num_rows - todo.num_rows
-        report.timed("plan", t)
-        yield batch.num_rows, previous, todo
+    reports: dict[str, StageReport],
+) -> Iterator[tuple[Partition, int, dict[str, LedgerEntry], pa.RecordBatch]]:
+    """(partition, documents read, their ledger entries, the normalized rows still to write)
+    per batch."""
+    for part in parts:
+        report = reports[part.key]
+        for batch in _normalized_batches(p, part, uids):
+            report.docs_in += batch.num_rows
+            t = time.perf_counter()
+            batch_uids = batch.column("uid").to_pylist()
+            previous = p.registry.ledger_lookup(p.store.target, batch_uids)
+            todo = batch
+            if verify:
+                report.chunks_deleted += _delete_orphans(p, batch_uids, previous)
+            elif not force:
+                hashes = batch.column("content_hash").to_pylist()
+                keep = [
+                    not _unchanged(p, content_hash, previous.get(uid))
+                    for uid, content_hash in zip(batch_uids, hashes, strict=True)
+                ]
+                todo = batch.filter(pa.array(keep, pa.bool_()))
+            report.docs_skipped += batch.num_rows - todo.num_rows
+            report.timed("plan", t)
+            yield part, batch.num_rows, previous, todo
 
 
 def _delete_orphans(p: Pipeline, uids: list[str], ledger: dict[str, LedgerEntry]) -> int:
@@ -558,12 +681,26 @@ def _failure(item: ChunkedItem, exc: BaseException, stage: str) -> Failure:
     )
 
 
-def _delete_removed_documents(p: Pipeline, part: Partition) -> tuple[int, int]:
-    """Documents the ledger holds for this partition but the registry no longer has: their
+def _delete_removed_documents(
+    p: Pipeline, source: str, days: list[str], reports: dict[str, StageReport]
+) -> None:
+    """Documents the ledger holds for these partitions but the registry no longer has: their
     chunks and ledger rows go (documents that moved to a later partition are not touched)."""
-    removed = p.registry.removed_documents(p.store.target, part.source, part.ingest_date)
-    if not removed:
-        return 0, 0
-    deleted = p.store.delete_parents(removed)
-    p.registry.forget(p.store.target, removed)
-    return len(removed), deleted
+    removed = p.registry.removed_documents_by_date(p.store.target, source, days[0], days[-1])
+    for day, uids in removed.items():
+        report = reports[Partition(source, day).key]
+        report.chunks_deleted += p.store.delete_parents(uids)
+        p.registry.forget(p.store.target, uids)
+        report.docs_deleted += len(uids)
+
+
+def _one_partition(stage: Callable[..., list[StageReport]]) -> Callable[..., StageReport]:
+    def run(p: Pipeline, part: Partition, **kwargs: Any) -> StageReport:
+        return stage(p, [part], **kwargs)[0]
+
+    run.__doc__ = f"``{stage.__name__}`` of one partition."
+    return run
+
+
+normalize_partition = _one_partition(normalize_partitions)
+chunk_partition = _one_partition(chunk_partitions)

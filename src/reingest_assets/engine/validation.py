@@ -15,6 +15,7 @@ load, for checks of properties the chunker gives by construction.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import defaultdict
@@ -226,6 +227,153 @@ def validate_partition(
     return PartitionValidation(
         part.key, tally.documents, _outcomes(tally, counts, max_failure_rate, chunker)
     )
+
+
+def validate_run(
+    registry: Registry,
+    store: ChunkStore,
+    objects: ObjectStore,
+    source: str,
+    days: Sequence[str],
+    run_id: str,
+    *,
+    chunker: ChunkerConfig | None = None,
+    sample_size: int = 20,
+    content_sample: int = 1000,
+    max_failure_rate: float = 0.01,
+    batch_size: int = 1000,
+) -> list[PartitionValidation]:
+    """What a materializing run checks, set-based over its partitions of one source: the
+    partitions among ``days`` where ``run_id`` wrote documents or recorded failures, each
+    validated as ``validate_partition(run_id=...)`` does, in one walk of the run's ledger rows.
+    Partitions the run did not touch get no validation (nothing of theirs changed). The content
+    sample and the recomputed sample are spread over the run's partitions in proportion to what
+    it wrote in each, at least one document each: a run over a year of small partitions reads
+    about ``content_sample`` documents back, not that many per partition."""
+    chunker = chunker or ChunkerConfig()
+    wanted = set(days)
+    touched = {
+        day: n
+        for day, n in registry.run_touched_dates(store.target, source, run_id).items()
+        if day in wanted
+    }
+    if not touched:
+        return []
+    total = max(sum(touched.values()), 1)
+    tallies = {day: _Tally() for day in touched}
+    rngs = {day: random.Random(Partition(source, day).key) for day in touched}
+    recompute_sizes = {day: _share(sample_size, n, total) for day, n in touched.items()}
+    samples = {
+        day: _Reservoir(max(recompute_sizes[day], _share(content_sample, n, total)), rngs[day])
+        for day, n in touched.items()
+    }
+    for entries in registry.iter_run_ledger(store.target, source, run_id, batch_size=batch_size):
+        stored: dict[str, set[str]] = defaultdict(set)
+        for uuid, parent_uid in store.fetch_ids([e.uid for e in entries]):
+            stored[parent_uid].add(uuid)
+        for day, group in itertools.groupby(entries, key=lambda e: e.ingest_date):
+            if day not in tallies:
+                continue
+            tally, sample, group_entries = tallies[day], samples[day], list(group)
+            tally.documents += len(group_entries)
+            if all(stored.get(e.uid) == set(e.chunk_uuids) for e in group_entries):
+                tally.ledger_documents += len(group_entries)
+                tally.chunks += sum(len(e.chunk_uuids) for e in group_entries)
+                sample.offer(group_entries)
+            else:
+                for entry in group_entries:
+                    _compare(tally, entry, stored.get(entry.uid, set()), sample)
+    day_of = {e.uid: day for day, sample in samples.items() for e in sample.items}
+    for page in slices(list(day_of), batch_size):
+        by_day: dict[str, list[StoredChunk]] = defaultdict(list)
+        for chunk in store.fetch(page):
+            by_day[day_of[chunk.parent_uid]].append(chunk)
+        for day, chunks in by_day.items():
+            _check_chunks(tallies[day], chunks, chunker.max_tokens)
+    recompute = [
+        entry
+        for day, sample in samples.items()
+        for entry in (
+            rngs[day].sample(sample.items, recompute_sizes[day])
+            if len(sample.items) > recompute_sizes[day]
+            else sample.items
+        )
+    ]
+    first, last = min(touched), max(touched)
+    _recompute_entries(tallies, registry, store, objects, source, first, last, recompute, chunker)
+    removed = registry.removed_documents_by_date(store.target, source, first, last)
+    failures = registry.failure_counts_by_date(source, first, last)
+    results = []
+    for day in sorted(touched):
+        tallies[day].ledger_without_registry.add(removed.get(day, []))
+        outcomes = _outcomes(tallies[day], failures.get(day, {}), max_failure_rate, chunker)
+        results.append(
+            PartitionValidation(Partition(source, day).key, tallies[day].documents, outcomes)
+        )
+    return results
+
+
+def _share(size: int, part: int, total: int) -> int:
+    """A sample of ``size`` spread over partitions: this one's share, at least one."""
+    return max(1, math.ceil(size * part / total)) if size else 0
+
+
+def _recompute_entries(
+    tallies: dict[str, _Tally],
+    registry: Registry,
+    store: ChunkStore,
+    objects: ObjectStore,
+    source: str,
+    first: str,
+    last: str,
+    sample: list[LedgerEntry],
+    chunker: ChunkerConfig,
+) -> None:
+    """``_recompute_sample`` over many partitions at once: one registry query, one store fetch,
+    the raw objects fetched together; each finding goes to its partition's tally."""
+    if not sample:
+        return
+    by_uid = {s.uid: s for s in sample}
+    rows = [
+        row
+        for page in registry.iter_partition(
+            source,
+            first,
+            last_date=last,
+            target=store.target,
+            chunker_version=CHUNKER_VERSION,
+            embedder_id="",
+            batch_size=len(sample),
+            uids=list(by_uid),
+        )
+        for row in page
+    ]
+    stored: dict[str, list[StoredChunk]] = defaultdict(list)
+    for chunk in store.fetch(list(by_uid)):
+        stored[chunk.parent_uid].append(chunk)
+    day_of = {s.uid: s.ingest_date for s in sample}
+    raw, unfetched = fetch_raw(objects, rows)
+    for f in unfetched:
+        tallies[day_of[f.uid]].recompute_failed.add([f.uid])
+    normalized = []
+    for result in normalize_items(raw):
+        if isinstance(result, NormalizedItem):
+            normalized.append(result.row)
+        else:
+            tallies[day_of[result.uid]].recompute_failed.add([result.uid])
+    for item in chunk_rows(normalized, chunker):
+        tally = tallies[day_of[item.uid]]
+        if isinstance(item, Failure):
+            tally.recompute_failed.add([item.uid])
+            continue
+        assert isinstance(item, ChunkedItem)
+        tally.sampled_documents += 1
+        if set(item.chunk_uuids) != set(by_uid[item.uid].chunk_uuids):
+            tally.recomputed_mismatch.add([item.uid])
+        for chunk in stored[item.uid]:
+            text = chunk.properties.get("text") or ""
+            if count_tokens_reference(text) != chunk.properties.get("tokens"):
+                tally.token_count_mismatch.add([chunk.uuid])
 
 
 def _check_partition(

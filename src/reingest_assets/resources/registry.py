@@ -130,11 +130,14 @@ class Registry(PgClient):
         embedder_id: str,
         batch_size: int,
         uids: Sequence[str] | None = None,
+        last_date: str | None = None,
     ) -> Iterator[list[RegistryRow]]:
         """The partition's documents in pages of ``batch_size``, keyset-paginated on
         (updated_at, uid), each joined with the ledger in the same query (the skip check is
-        set-based, never per document)."""
-        start, end = _day_bounds(ingest_date)
+        set-based, never per document). With ``last_date``, the documents of every day from
+        ``ingest_date`` to it, in one walk (pages then cross partitions, in date order)."""
+        start, _ = _day_bounds(ingest_date)
+        _, end = _day_bounds(last_date or ingest_date)
         last: tuple[datetime, str] = (start - timedelta(microseconds=1), "")
         uid_filter = "AND d.uid = ANY(%(uids)s::text[])" if uids is not None else ""
         sql = f"""
@@ -260,6 +263,93 @@ class Registry(PgClient):
             (target, source, ingest_date),
         ).fetchall()
         return [r[0] for r in rows]
+
+    @retried
+    def removed_documents_by_date(
+        self, target: str, source: str, first_date: str, last_date: str
+    ) -> dict[str, list[str]]:
+        """``removed_documents`` of every partition from ``first_date`` to ``last_date``, in one
+        query: ``{ingest date: uids}`` for the dates that have any."""
+        rows = self.conn.execute(
+            """
+            SELECT l.ingest_date::text, l.uid FROM reingest.ledger l
+            WHERE l.target = %s AND l.source = %s AND l.ingest_date BETWEEN %s AND %s
+              AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.uid = l.uid)
+            """,
+            (target, source, first_date, last_date),
+        ).fetchall()
+        removed: dict[str, list[str]] = {}
+        for day, uid in rows:
+            removed.setdefault(day, []).append(uid)
+        return removed
+
+    @retried
+    def run_touched_dates(self, target: str, source: str, run_id: str) -> dict[str, int]:
+        """``{ingest date: documents written}`` of what ``run_id`` did to this source: the dates
+        where it wrote ledger rows or recorded failures (0 written)."""
+        rows = self.conn.execute(
+            """
+            SELECT ingest_date::text, count(*) FROM reingest.ledger
+            WHERE run_id = %(run)s AND target = %(target)s AND source = %(source)s GROUP BY 1
+            UNION ALL
+            SELECT DISTINCT ingest_date::text, 0 FROM reingest.ingestion_failures
+            WHERE run_id = %(run)s AND source = %(source)s
+            """,
+            {"run": run_id, "target": target, "source": source},
+        ).fetchall()
+        touched: dict[str, int] = {}
+        for day, written in rows:
+            touched[day] = touched.get(day, 0) + int(written)
+        return touched
+
+    def iter_run_ledger(
+        self, target: str, source: str, run_id: str, *, batch_size: int = 1000
+    ) -> Iterator[list[LedgerEntry]]:
+        """The ledger rows ``run_id`` wrote for this source, in pages in (ingest_date, uid)
+        order, keyset-paginated on ledger_run_partition_uid_idx."""
+        params: dict[str, Any] = {
+            "run": run_id,
+            "target": target,
+            "source": source,
+            "limit": batch_size,
+            "day": date.min,
+            "uid": "",
+        }
+        while True:
+            rows = self.conn.execute(
+                "SELECT uid, source, ingest_date::text, content_hash, chunker_version,"
+                " embedder_id, chunk_uuids::text[] FROM reingest.ledger"
+                " WHERE run_id = %(run)s AND target = %(target)s AND source = %(source)s"
+                " AND (ingest_date, uid) > (%(day)s, %(uid)s)"
+                " ORDER BY ingest_date, uid LIMIT %(limit)s",
+                params,
+            ).fetchall()
+            if not rows:
+                return
+            yield [LedgerEntry._make(r) for r in rows]
+            params["day"], params["uid"] = date.fromisoformat(rows[-1][2]), rows[-1][0]
+            if len(rows) < batch_size:
+                return
+
+    @retried
+    def failure_counts_by_date(
+        self, source: str, first_date: str, last_date: str
+    ) -> dict[str, dict[str, int]]:
+        """``failure_counts`` of every partition from ``first_date`` to ``last_date``."""
+        rows = self.conn.execute(
+            """
+            SELECT ingest_date::text, CASE WHEN permanent THEN 'permanent' ELSE 'open' END,
+                   count(*)
+            FROM reingest.ingestion_failures
+            WHERE source = %s AND ingest_date BETWEEN %s AND %s AND resolved_at IS NULL
+            GROUP BY 1, 2
+            """,
+            (source, first_date, last_date),
+        ).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        for day, kind, n in rows:
+            counts.setdefault(day, {})[kind] = int(n)
+        return counts
 
     @retried
     def forget(self, target: str, uids: Sequence[str]) -> None:
