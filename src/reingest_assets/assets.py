@@ -31,12 +31,20 @@ from reingest_assets.engine.runner import (
     Pipeline,
     StageReport,
     chunk_partitions,
+    exclusively,
     heap_frozen,
     normalize_partitions,
 )
-from reingest_assets.partitions import PARTITIONS
+from reingest_assets.partitions import LOAD_SETTINGS, PARTITIONS
 
 GROUP = "reingest"
+# A backfill is split into runs of at most this many partitions, each placed by the run
+# launcher; within a run the assets work set-based over its partitions.
+BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=LOAD_SETTINGS.partitions_per_run)
+# The steps that write (registry failures, normalized objects; chunks and ledger) take a slot of
+# this Dagster concurrency pool: its limit (dagster.yaml, `concurrency: pools: default_limit`)
+# caps how many run steps write to the stores at once, whatever the runs.
+STORE_WRITES_POOL = "reingest_store_writes"
 # Run tag naming the mode a run was started in (full, repair, validate, ...): repair runs
 # count repair attempts.
 MODE_TAG = "reingest/mode"
@@ -150,8 +158,13 @@ def _run_stage(
     the run's totals, on all of them, as ``run_*``. One log line for the run."""
     parts = [Partition.from_key(k) for k in context.partition_keys]
     with _pipeline(context, reingest, writes=True) as pipeline:
-        reports = stage(
-            pipeline, parts, uids=config.uids or None, force=config.force, verify=config.verify
+        reports = exclusively(
+            pipeline,
+            stage,
+            parts,
+            uids=config.uids or None,
+            force=config.force,
+            verify=config.verify,
         )
     if len(reports) == 1:
         return _metadata(reports[0])
@@ -171,9 +184,10 @@ RUN_LOG_FIGURES = ("run_docs_in", "run_docs_written", "run_docs_skipped", "run_d
 @asset(
     partitions_def=PARTITIONS,
     deps=[raw_documents],
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=BACKFILL_POLICY,
     group_name=GROUP,
     kinds={"parquet"},
+    pool=STORE_WRITES_POOL,
 )
 def normalized_documents(
     context: AssetExecutionContext, config: ReingestRunConfig, reingest: ReingestResource
@@ -190,9 +204,10 @@ def normalized_documents(
     # data version, not when a parent is stale. Without the edge an observed registry change
     # showed normalized_documents stale and document_chunks_v2 fresh.
     deps=[normalized_documents, raw_documents],
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=BACKFILL_POLICY,
     group_name=GROUP,
     kinds={"postgres"},
+    pool=STORE_WRITES_POOL,
     # A dry run yields no output: recording a materialization would mark the partitions
     # up to date (and run the checks) with nothing written.
     output_required=False,

@@ -22,6 +22,7 @@ from reingest_assets.engine.runner import Pipeline
 from reingest_assets.resources.embedded_pg import embedded_postgres_url
 from reingest_assets.resources.embedders import Embedder
 from reingest_assets.resources.object_store import ObjectStore
+from reingest_assets.resources.partition_locks import PartitionLocks
 from reingest_assets.resources.registry import Registry
 from reingest_assets.resources.stores import COLLECTION, ChunkStore
 from reingest_assets.settings import EmbedderKind, ObjectStoreKind, Settings, StoreKind, Vectorizer
@@ -323,4 +324,5 @@ class ReingestResource(ConfigurableResource):
             max_attempts=self.max_attempts,
             repair=repair,
             log=log,
+            locks=PartitionLocks(adapters.database_url, run_id),
         )

@@ -109,6 +109,9 @@ class Settings:
     batch_size: int = field(default_factory=lambda: _env_int("BATCH_SIZE", 2000))
     workers: int = field(default_factory=lambda: _env_int("WORKERS", os.cpu_count() or 2))
     max_attempts: int = field(default_factory=lambda: _env_int("MAX_ATTEMPTS", 3))
+    # A backfill's runs cover at most this many partitions each (multi-run backfill policy), so
+    # the run launcher can spread a history over processes or machines (docs/scaling.md).
+    partitions_per_run: int = field(default_factory=lambda: _env_int("PARTITIONS_PER_RUN", 31))
     # The repair sensor: seconds between ticks, and whether it starts running (else the UI or
     # ``dagster sensor start`` turns it on).
     repair_interval_seconds: int = field(default_factory=lambda: _env_int("REPAIR_INTERVAL", 300))

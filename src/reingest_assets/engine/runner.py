@@ -38,6 +38,7 @@ from reingest_assets.engine.workers import (
 )
 from reingest_assets.resources.embedders import Embedder
 from reingest_assets.resources.object_store import ObjectStore
+from reingest_assets.resources.partition_locks import PartitionLocks
 from reingest_assets.resources.registry import LedgerEntry, Registry, RegistryRow
 from reingest_assets.resources.stores import ChunkStore, EncodingChunkStore
 
@@ -94,6 +95,8 @@ class Pipeline:
     repair: bool = False
     chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
     log: Callable[[str], None] = print
+    # One writer per partition across runs; None: this pipeline is the only writer (tests).
+    locks: PartitionLocks | None = None
     _pool: WorkerPool | None = None
 
     @property
@@ -150,6 +153,8 @@ class Pipeline:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
+            if self.locks is not None:
+                self.locks.close()
         finally:
             self.store.finish()
 
@@ -208,6 +213,41 @@ class StageReport:
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "failures_by_stage": dict(self.failures_by_stage),
         }
+
+
+# -- one writer per partition ------------------------------------------------------------------
+
+
+def exclusively(
+    p: Pipeline,
+    stage: Callable[..., list[StageReport]],
+    parts: Sequence[Partition],
+    **kwargs: Any,
+) -> list[StageReport]:
+    """Run a writing stage over the partitions no other run is writing, set-based; then each
+    partition another live run holds, one at a time, once that run lets go of it (by then it
+    wrote it: what is left is skipped as unchanged). Never two writers on a partition, and no
+    deadlock: a run waits holding no lock."""
+    if p.locks is None:
+        return stage(p, parts, **kwargs)
+    locks = p.locks
+    owned = [part for part in parts if locks.try_lock(part.key)]
+    busy = [part for part in parts if part not in set(owned)]
+    reports: dict[str, StageReport] = {}
+    try:
+        if owned:
+            reports.update((r.partition, r) for r in stage(p, owned, **kwargs))
+    finally:
+        locks.unlock(part.key for part in owned)
+    for part in busy:
+        holder = locks.holder(part.key)
+        p.log(f"{part.key}: run {holder or '(finished)'} is writing it; waiting for it")
+        locks.lock(part.key)
+        try:
+            reports[part.key] = stage(p, [part], **kwargs)[0]
+        finally:
+            locks.unlock([part.key])
+    return [reports[part.key] for part in parts]
 
 
 # -- stage 1: raw → normalized Parquet ---------------------------------------------------------
