@@ -31,10 +31,12 @@ from reingest_assets.domain.failures import (
     is_transient,
 )
 from reingest_assets.engine.runner import normalize_partition
+from reingest_assets.preflight import explain
 from reingest_assets.resources.pg import pg_error_kind
 from reingest_assets.resources.registry import Registry
 from reingest_assets.resources.s3_store import s3_error_kind
 from reingest_assets.resources.stores.weaviate import weaviate_error_kind
+from reingest_assets.settings import Settings
 from support.faults import PART, register_corpus
 from support.pipeline import make_pipeline
 from support.s3 import Fault, fault_proxy, moto_s3_server, s3_client, s3_store
@@ -298,3 +300,15 @@ def test_weaviate_error_kind(error: Exception, kind: str) -> None:
 def test_weaviate_rest_status_kind(status: int, kind: str | None) -> None:
     response = httpx.Response(status, json={"error": [{"message": "x"}]})
     assert weaviate_error_kind(UnexpectedStatusCodeError("schema", response)) == kind
+
+
+def test_the_cli_shows_a_configuration_error_as_its_message() -> None:
+    denied = boto.ClientError(
+        {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+        "GetObject",
+    )
+    error = ConfigurationError("S3 denied access (AccessDenied)", setting="AWS_ACCESS_KEY_ID")
+    error.__cause__ = denied
+    step_failure = RuntimeError("Error occurred while executing op")  # what Dagster wraps it in
+    step_failure.__cause__ = error
+    assert explain(step_failure, Settings()) == str(error)

@@ -463,3 +463,42 @@ def test_cli_full_into_weaviate_then_cutover_and_alias_rollback(
         assert alias_target(client, alias) == blue
     finally:
         client.close()
+
+
+@pytest.mark.slow
+def test_cli_full_with_text2vec_openai_and_no_key_fails_with_one_message(
+    pg_url: str, tmp_path: Path, fake: FakeWeaviate, target: WeaviateTarget, names: list[str]
+) -> None:
+    home = tmp_path / "home"
+    put_corpus(make_corpus(pg_url, home), range(1, 11))
+    collection = target.unique_name()
+    names.append(collection)
+    settings = target.settings
+    env = {
+        **os.environ,
+        "REINGEST_HOME": str(home),
+        "REINGEST_DATABASE_URL": pg_url,
+        "REINGEST_WORKERS": "1",
+        "REINGEST_STORE": "weaviate",
+        "REINGEST_WEAVIATE_HTTP_HOST": settings.http_host,
+        "REINGEST_WEAVIATE_HTTP_PORT": str(settings.http_port),
+        "REINGEST_WEAVIATE_GRPC_HOST": settings.grpc_host or settings.http_host,
+        "REINGEST_WEAVIATE_GRPC_PORT": str(settings.grpc_port),
+        "REINGEST_WEAVIATE_VECTORIZER": "text2vec-openai",
+        "REINGEST_WEAVIATE_COLLECTION": collection,
+        "HTTPS_PROXY": "http://127.0.0.1:9",  # the client's PyPI probe fails fast
+    }
+    env.pop("DAGSTER_HOME", None)
+    env.pop("REINGEST_OPENAI_API_KEY", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reingest_assets.cli", "full", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0
+    error = json.loads(proc.stdout.strip().splitlines()[-1])["error"]
+    assert "REINGEST_OPENAI_API_KEY" in error and "no api key found" in error
+    assert "Traceback" not in proc.stderr
+    assert failures(pg_url) == []
