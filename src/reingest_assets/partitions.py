@@ -1,4 +1,5 @@
-"""Partitions: source × daily ingest date. Keys order dimensions by name: ``2026-11-03|pubmed``."""
+"""Partitions: source × daily ingest date. Keys order dimensions by name: ``2026-11-03|pubmed``
+(built and parsed only by ``domain/partition.py``)."""
 
 from __future__ import annotations
 

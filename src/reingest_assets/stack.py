@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
+from reingest_assets.domain.partition import partition_key
 from reingest_assets.resources.embedded_pg import embedded_postgres_url
 from reingest_assets.settings import Settings
 
@@ -104,8 +105,8 @@ def run_partitioned_job(
                     run_config=run_config,
                     raise_on_error=raise_on_error,
                     tags={
-                        ASSET_PARTITION_RANGE_START_TAG: f"{dates[0]}|{source}",
-                        ASSET_PARTITION_RANGE_END_TAG: f"{dates[-1]}|{source}",
+                        ASSET_PARTITION_RANGE_START_TAG: partition_key(dates[0], source),
+                        ASSET_PARTITION_RANGE_END_TAG: partition_key(dates[-1], source),
                         **(tags or {}),
                     },
                 )

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from reingest_assets.cli.display import ProgressDisplay, print_json, report
+from reingest_assets.domain.partition import partition_key
 from reingest_assets.runs import QUIET, summarize
 from reingest_assets.stack import (
     Stack,
@@ -252,7 +253,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     stack = _ready_stack()
     sources, dates = _selected(stack, args)
-    keys = [f"{d}|{s}" for d in dates for s in sources]
+    keys = [partition_key(d, s) for d in dates for s in sources]
     with build_resources({"reingest": (defs.resources or {})["reingest"]}) as resources:
         adapters = resources.reingest.adapters
         target = adapters.store.target

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from reingest_assets.domain.partition import partition_key
 from reingest_assets.engine.runner import Partition
 from reingest_assets.resources.registry import Registry
 from reingest_assets.resources.stores import ChunkStore
@@ -64,6 +65,6 @@ def rollback(
         report.chunks_deleted += store.delete_parents(uids)
         registry.forget(store.target, uids)
         report.docs_removed += len(uids)
-        per_partition.update(f"{e.ingest_date}|{e.source}" for e in entries)
+        per_partition.update(partition_key(e.ingest_date, e.source) for e in entries)
     report.partitions = dict(per_partition)
     return report

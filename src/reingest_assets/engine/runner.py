@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig
 from reingest_assets.domain.failures import DocumentError, Failure, is_row_error
 from reingest_assets.domain.limits import registry_refusal
+from reingest_assets.domain.partition import Partition
 from reingest_assets.engine.damage import damaged_documents
 from reingest_assets.engine.progress import Progress
 from reingest_assets.engine.workers import (
@@ -43,26 +44,6 @@ from reingest_assets.resources.registry import LedgerEntry, Registry, RegistryRo
 from reingest_assets.resources.stores import ChunkStore, EncodingChunkStore
 
 WORKER_SLICE = 250  # documents per task sent to a worker process
-
-
-@dataclass(frozen=True, slots=True)
-class Partition:
-    source: str
-    ingest_date: str  # YYYY-MM-DD
-
-    @property
-    def key(self) -> str:
-        """Dagster's multi-partition key: dimensions ordered by name (ingest_date, source)."""
-        return f"{self.ingest_date}|{self.source}"
-
-    @classmethod
-    def from_key(cls, key: str) -> Partition:
-        ingest_date, source = key.split("|")
-        return cls(source=source, ingest_date=ingest_date)
-
-    @property
-    def normalized_uri(self) -> str:
-        return f"normalized/source={self.source}/ingest_date={self.ingest_date}/documents.parquet"
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from psycopg.sql import SQL, Identifier, Placeholder
 
 from reingest_assets.domain.failures import Failure
+from reingest_assets.domain.partition import partition_key
 from reingest_assets.resources.pg import PgClient, retried, text_array
 
 MIGRATIONS_LOCK = 0x7265696E  # "rein": serializes concurrent migrators
@@ -55,7 +56,7 @@ class RepairableFailure:
 
     @property
     def partition_key(self) -> str:
-        return f"{self.ingest_date}|{self.source}"
+        return partition_key(self.ingest_date, self.source)
 
 
 @dataclass(slots=True)
@@ -238,7 +239,9 @@ class Registry(PgClient):
             """,
             (list(sources), _day_bounds(since)[0]),
         ).fetchall()
-        return {f"{day}|{source}": (int(n), str(digest)) for day, source, n, digest in rows}
+        return {
+            partition_key(day, source): (int(n), str(digest)) for day, source, n, digest in rows
+        }
 
     # -- the ledger ---------------------------------------------------------------------------
 
@@ -554,7 +557,7 @@ class Registry(PgClient):
         counts: dict[str, PartitionCounts] = {}
 
         def at(day: str, source: str) -> PartitionCounts:
-            return counts.setdefault(f"{day}|{source}", PartitionCounts())
+            return counts.setdefault(partition_key(day, source), PartitionCounts())
 
         for day, source, n, pending in self.conn.execute(
             """
