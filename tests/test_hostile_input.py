@@ -4,8 +4,10 @@ with its stage and a reason; the rest of the partition lands; nothing escapes or
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import random
+import time
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +17,10 @@ import psycopg
 import pytest
 import zstandard
 
+from reingest_assets.bench import PeakMemory
 from reingest_assets.domain import limits
 from reingest_assets.engine.runner import Partition, Pipeline, chunk_partition, normalize_partition
+from reingest_assets.hostile import HostileCase, hostile_cases, mismatches, plant
 from reingest_assets.preflight import explain
 from reingest_assets.resources.pg import pg_error_kind
 from reingest_assets.settings import Settings
@@ -167,7 +171,7 @@ LONG_PMID = int("".join(random.Random(16).choices("123456789", k=2643)))
 def put_long_record(p: Pipeline) -> str:
     """The record of LONG_PMID (whose PMID is too long for a file name) at a short key."""
     uri = "s3://reingest/raw/pubmed/long.json.gz"
-    p.objects.put(uri, gzip.compress(json.dumps(record(LONG_PMID)).encode()))
+    p.objects.put(uri, gzip.compress(json.dumps(record(LONG_PMID, title="Long PMID")).encode()))
     return register_uri(p, LONG_PMID, uri)
 
 
@@ -233,3 +237,79 @@ def test_the_cli_names_a_refused_statement_not_a_connection_problem() -> None:
     assert "refused a statement" in message and "index row size 2712" in message
     assert "connect" not in message and "REINGEST_HOME" not in message
     assert pg_error_kind(error) == "data"  # not retried in place
+
+
+# -- the hostile cases (reingest_assets.hostile): budgets, linear time, honest values, integrity
+
+
+def test_every_hostile_case_ends_as_expected_the_good_land_and_memory_stays_bounded(
+    pipeline: Pipeline, corpus: Corpus, pg_url: str
+) -> None:
+    for pmid in range(1, 21):
+        corpus.put_record(record(pmid))
+    cases = plant(hostile_cases(), pipeline.registry, pipeline.objects, DAY)  # type: ignore[arg-type]
+    landing = {uid for uid, case in cases.items() if case.expected is None}
+
+    started = time.perf_counter()
+    with PeakMemory(interval=0.05) as peak:
+        _, chunks = run(pipeline)
+    seconds = time.perf_counter() - started
+
+    assert list(mismatches(cases, open_failures(pg_url))) == []
+    ledger, with_chunks = ledger_and_chunks(pg_url)
+    assert ledger == with_chunks == {f"pubmed:{p}" for p in range(1, 21)} | landing
+    assert chunks["docs_written"] == 20 + len(landing)
+    assert peak.peak_tree < 1 << 30, peak.peak_tree
+    print(f"\n{len(cases)} hostile cases + 20 good: {seconds:.1f} s, {peak.peak_tree >> 20} MB")
+
+
+def test_dates_that_say_none_are_null_and_the_ledger_keeps_the_verified_hash(
+    pipeline: Pipeline, corpus: Corpus, pg_url: str
+) -> None:
+    zero = gzip.compress(json.dumps(record(7) | {"publication_date": "0000-00-00"}).encode())
+    uid = corpus.put(7, zero)
+
+    run(pipeline)
+
+    with psycopg.connect(pg_url) as conn:
+        published = conn.execute(
+            "SELECT DISTINCT published_at, year FROM reingest.document_chunk_v2"
+        ).fetchall()
+        (ledger_hash,) = conn.execute(  # type: ignore[misc]
+            "SELECT content_hash FROM reingest.ledger WHERE uid = %s", (uid,)
+        ).fetchone()
+    assert published == [(None, None)]
+    assert ledger_hash == hashlib.sha256(zero).hexdigest()  # what was read, checked
+
+
+def test_an_object_whose_bytes_do_not_match_the_registry_hash_is_not_ingested(
+    pipeline: Pipeline, corpus: Corpus, pg_url: str
+) -> None:
+    uid = corpus.put_record(record(3))
+    # Another object is uploaded at the key afterwards; the registry still describes the first.
+    pipeline.objects.put(
+        "s3://reingest/raw/pubmed/3.json.gz", gzip.compress(json.dumps(record(4)).encode())
+    )
+
+    _, chunks = run(pipeline)
+
+    stage, kind, message = open_failures(pg_url)[uid]
+    assert (stage, kind) == ("fetch", "transient")  # re-uploading the right bytes fixes it
+    assert "object bytes do not match the registry" in message
+    assert chunks["docs_written"] == 0 and ledger_and_chunks(pg_url) == (set(), set())
+
+
+@pytest.mark.timeout(60)
+def test_a_named_pipe_in_the_store_is_refused_without_blocking(
+    pipeline: Pipeline, pg_url: str
+) -> None:
+    cases = plant(
+        [(5, HostileCase("fifo", None, None, special="fifo"))],
+        pipeline.registry,
+        pipeline.objects,  # type: ignore[arg-type]
+        DAY,
+    )
+    run(pipeline)  # used to block forever in open()
+    [uid] = cases
+    stage, kind, message = open_failures(pg_url)[uid]
+    assert (stage, kind) == ("fetch", "data") and "a named pipe, not a regular file" in message

@@ -143,13 +143,65 @@ def test_json_abstract_forms(abstract: Any, sections: tuple[Section, ...]) -> No
         ("1998 Dec-1999 Jan", "1998-12-01"),
         ("2016 May 25-Jun 14", "2016-05-25"),
         ("1944-1945", "1944-01-01"),
-        ("2021-02-30", "2021-02-01"),
+        ("2024-00-00", "2024-01-01"),  # zeros: month and day not given
+        ("2024-05-00", "2024-05-01"),
+        ("0000-00-00", None),  # the record says it has no date
         ("someday", None),
     ],
 )
 def test_publication_dates_become_iso(published: Any, iso: str | None) -> None:
     record = {"pmid": 1, "publication_date": published}
     assert normalize(orjson.dumps(record)).published_at == iso
+
+
+@pytest.mark.parametrize(
+    ("published", "what"),
+    [
+        ("2024-13-45", "month 13"),
+        ("2021-02-30", "day 30 of month 2"),
+        ("2023-04-31", "day 31 of month 4"),
+    ],
+)
+def test_a_date_that_does_not_exist_is_refused_not_bent(published: str, what: str) -> None:
+    """Never another date than the record's: 2024-13-45 used to become 2024-01-01."""
+    with pytest.raises(DocumentError) as caught:
+        normalize(orjson.dumps({"pmid": 1, "publication_date": published}))
+    assert caught.value.stage == "normalize"
+    assert f"is not a real date ({what} does not exist)" in caught.value.message
+
+
+def test_an_xml_month_that_does_not_exist_is_refused() -> None:
+    xml = (
+        "<PubmedArticle><MedlineCitation><PMID>1</PMID><Article><Journal><JournalIssue>"
+        "<PubDate><Year>2020</Year><Month>Foo</Month></PubDate></JournalIssue></Journal>"
+        "<ArticleTitle>t</ArticleTitle></Article></MedlineCitation></PubmedArticle>"
+    )
+    with pytest.raises(DocumentError, match="2020-Foo is not a real date"):
+        normalize(xml.encode())
+
+
+@pytest.mark.parametrize("pmid", ["\u0661\u0662\u0663", "\uff11\uff12", "12\u0663"])
+def test_a_pmid_in_non_ascii_digits_is_refused(pmid: str) -> None:
+    with pytest.raises(DocumentError, match="is not numeric") as caught:
+        normalize(orjson.dumps({"pmid": pmid, "title": "t"}))
+    assert caught.value.stage == "normalize"
+
+
+def test_utf16_xml_with_a_byte_order_mark_is_read() -> None:
+    xml = (
+        '<?xml version="1.0" encoding="UTF-16"?><PubmedArticle><MedlineCitation><PMID>5</PMID>'
+        "<Article><ArticleTitle>Caf\u00e9 \u2013 \u6e2c\u8a66</ArticleTitle></Article>"
+        "</MedlineCitation></PubmedArticle>"
+    )
+    for encoding in ("utf-16", "utf-16-be"):
+        data = (b"\xfe\xff" if encoding == "utf-16-be" else b"") + xml.encode(encoding)
+        assert normalize(data).title == "Caf\u00e9 \u2013 \u6e2c\u8a66"
+
+
+def test_utf16_cannot_hide_an_entity_declaration() -> None:
+    xml = '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "y">]><PubmedArticle/>'
+    with pytest.raises(DocumentError, match="declares entities"):
+        normalize(xml.encode("utf-16"))
 
 
 @pytest.mark.parametrize(("language", "code"), [("ENG", "eng"), ("Eng", "eng"), ("en", "eng")])
@@ -554,7 +606,12 @@ _json_records = st.fixed_dictionaries(
 @given(_json_records)
 def test_json_normalization_is_deterministic(record: dict[str, Any]) -> None:
     raw = orjson.dumps(record)
-    first, second = normalize(raw), normalize(raw)
+    try:
+        first = normalize(raw)
+    except DocumentError as exc:  # a generated date can name a month or day that does not exist
+        assert "is not a real date" in exc.message
+        return
+    second = normalize(raw)
     assert first == second
     assert first.content_hash() == second.content_hash()
     assert first.uid == f"pubmed:{record['pmid']}"

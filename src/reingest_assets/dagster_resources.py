@@ -9,6 +9,7 @@ and store DDL run only when asked (:meth:`ReingestResource.migrate`).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -18,6 +19,7 @@ from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
+from reingest_assets.domain.limits import DocumentLimits
 from reingest_assets.engine.runner import Pipeline
 from reingest_assets.resources.embedded_pg import embedded_postgres_url
 from reingest_assets.resources.embedders import Embedder
@@ -227,6 +229,11 @@ class ReingestResource(ConfigurableResource):
     max_failure_rate: float = Field(
         default=0.01, description="unresolved failures per document above which a check fails"
     )
+    document_limits: dict[str, int] = Field(
+        default_factory=dict,
+        description="per-document budgets by name (docs/configuration.md); a limit not given "
+        "keeps its default",
+    )
 
     _adapters: Adapters | None = PrivateAttr(default=None)
 
@@ -280,6 +287,7 @@ class ReingestResource(ConfigurableResource):
             validation_sample=settings.validation_sample,
             validation_content_sample=settings.validation_content_sample,
             max_failure_rate=settings.max_failure_rate,
+            document_limits=dataclasses.asdict(settings.document_limits),
         )
 
     @contextmanager
@@ -323,6 +331,7 @@ class ReingestResource(ConfigurableResource):
             workers=self.workers,
             max_attempts=self.max_attempts,
             repair=repair,
+            limits=DocumentLimits(**self.document_limits),
             log=log,
             locks=PartitionLocks(adapters.database_url, run_id),
         )

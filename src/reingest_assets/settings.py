@@ -7,11 +7,12 @@ One setting switches each production part: ``REINGEST_DATABASE_URL`` (any Postgr
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 from typing import Literal, cast, get_args
 
+from reingest_assets.domain.limits import DocumentLimits, setting
 from reingest_assets.resources.stores import COLLECTION
 
 # Variables whose values are secrets: the Dagster resources read them through ``EnvVar`` (the UI
@@ -79,6 +80,17 @@ def _env_rate(name: str, default: float) -> float:
             f"set one (default {default}) or unset it"
         )
     return value
+
+
+def _env_limits() -> DocumentLimits:
+    """Each per-document limit from ``REINGEST_<NAME>``, its default when unset."""
+    return DocumentLimits(
+        **{
+            f.name: _env_int(setting(f.name).removeprefix("REINGEST_"), f.default)
+            for f in fields(DocumentLimits)
+            if isinstance(f.default, int)
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -164,6 +176,9 @@ class Settings:
     secrets_set: frozenset[str] = field(
         default_factory=lambda: frozenset(n for n in SECRETS if os.environ.get(n))
     )
+
+    # Per-document budgets of size and time (docs/configuration.md, "Per-document limits").
+    document_limits: DocumentLimits = field(default_factory=_env_limits)
 
     def __post_init__(self) -> None:
         try:

@@ -15,6 +15,8 @@ fits in one chunk (the common case) costs a single encode of its chunk text.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 from reingest_assets.domain.document import Chunk, Document, Section
 from reingest_assets.domain.failures import DocumentError
 from reingest_assets.domain.ids import chunk_uuid
+from reingest_assets.domain.limits import DEFAULT_LIMITS, DocumentLimits
 from reingest_assets.domain.tokenizer import encode_ordinary, reference_encoding
 
 # Bump whenever the chunks of an unchanged document can change: the ledger then rewrites them.
@@ -36,6 +39,22 @@ _WHITESPACE = (
     "\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 _WS = "[" + re.escape(_WHITESPACE) + "]"
+
+# Where a text can be cut without changing its tokens: a single space between two non-whitespace
+# characters (the tokenizer's pieces never cross one, see the module docstring), so the tokens
+# of a long sentence's next window come from encoding a prefix of it, not all that is left (which
+# made windowing quadratic in the sentence's length).
+_SAFE_CUT = re.compile(rf"(?<!{_WS}) (?!{_WS})")
+# A run this long with no whitespace at all (no real text has one) is cut into pieces this long:
+# with no safe cut in it, every window would encode all of it.
+_MAX_RUN_CHARS = 10_000
+# A sentence this long (no real one is: a whole MEDLINE abstract is a few thousand characters)
+# is cut at safe cuts into units of about this size: each window copies what is left of its
+# unit, which would otherwise grow with the square of the sentence's length.
+_MAX_UNIT_CHARS = 100_000
+_LONG_RUN = re.compile(rf"[^{re.escape(_WHITESPACE)}]{{{_MAX_RUN_CHARS + 1},}}")
+# Characters encoded per token wanted, before looking for a safe cut: tokens average about 4-5.
+_PREFIX_CHARS_PER_TOKEN = 8
 
 # Biomedical English runs at about 4-5 characters a token: a section longer than this many
 # characters a token is not expected to fit in one chunk (a wrong guess only costs time).
@@ -122,8 +141,73 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
-def chunk_document(doc: Document, config: ChunkerConfig = ChunkerConfig()) -> list[Chunk]:
-    builder = _DocumentChunker(doc, config)
+def _bounded_units(sentences: list[str]) -> Iterator[str]:
+    """The sentences, a run of more than ``_MAX_RUN_CHARS`` non-whitespace characters cut into
+    pieces (so every stretch of text has a safe cut), and a piece of more than
+    ``_MAX_UNIT_CHARS`` cut at safe cuts: each piece is a unit of its own."""
+    for sentence in sentences:
+        if len(sentence) <= _MAX_RUN_CHARS:
+            yield sentence
+        else:
+            for piece in _cut_long_runs(sentence):
+                yield from _cut_long_piece(piece)
+
+
+def _cut_long_runs(sentence: str) -> Iterator[str]:
+    start = 0
+    for run in _LONG_RUN.finditer(sentence):
+        if before := sentence[start : run.start()].strip(_WHITESPACE):
+            yield before
+        for i in range(run.start(), run.end(), _MAX_RUN_CHARS):
+            yield sentence[i : min(i + _MAX_RUN_CHARS, run.end())]
+        start = run.end()
+    if rest := sentence[start:].strip(_WHITESPACE) if start else sentence:
+        yield rest
+
+
+def _cut_long_piece(piece: str) -> Iterator[str]:
+    start = 0
+    while len(piece) - start > _MAX_UNIT_CHARS:
+        cut = _SAFE_CUT.search(piece, start + _MAX_UNIT_CHARS - _MAX_RUN_CHARS - 2)
+        if cut is None:
+            break
+        yield piece[start : cut.start()]
+        start = cut.end()
+    yield piece[start:] if start else piece
+
+
+def _token_prefix(text: str, tokens: int) -> str:
+    """A prefix of ``text`` ending at a safe cut whose tokens are the first of ``text``'s and
+    number more than ``tokens`` (or all of ``text``): the work is that of the prefix."""
+    want = tokens * _PREFIX_CHARS_PER_TOKEN
+    while want < len(text):
+        cut = _SAFE_CUT.search(text, want, want + _MAX_RUN_CHARS + 2)
+        if cut is None or text[cut.end() : cut.end() + 1] in _WHITESPACE:  # "" or cut by endpos
+            return text
+        prefix = text[: cut.start()]
+        if count_tokens(prefix) > tokens:
+            return prefix
+        want *= 2
+    return text
+
+
+def _count_tokens_over(text: str, limit: int) -> int:
+    """``count_tokens(text)`` when it is at most ``limit``; otherwise some count over ``limit``
+    (of a prefix), which is all a window needs to know of a unit that does not fit."""
+    if len(text) <= limit * _PREFIX_CHARS_PER_TOKEN:
+        return count_tokens(text)
+    prefix = _token_prefix(text, limit)
+    return count_tokens(prefix) if len(prefix) < len(text) else count_tokens(text)
+
+
+def chunk_document(
+    doc: Document,
+    config: ChunkerConfig = ChunkerConfig(),
+    limits: DocumentLimits = DEFAULT_LIMITS,
+) -> list[Chunk]:
+    """The document's chunks. A document over ``limits`` (chunks, characters repeated in every
+    chunk, seconds) raises a ``chunk`` DocumentError as soon as it is."""
+    builder = _DocumentChunker(doc, config, limits)
     for index, section in enumerate(doc.sections):
         builder.add_section(index, section)
     if builder.chunks:
@@ -157,8 +241,10 @@ def _split_long_sentence(
     encoding = reference_encoding()  # rare: tiktoken encodes and decodes
     placed = " " + sentence if after_space else sentence
     lead = len(placed) - len(sentence)
-    data = placed.encode()
-    tokens = encoding.encode_ordinary(placed)
+    # The first tokens of the sentence, from a prefix: a window never needs more than budget.
+    prefix = _token_prefix(placed, budget)
+    data = prefix.encode()
+    tokens = encoding.encode_ordinary(prefix)
     token_ends = list(accumulate(len(token) for token in encoding.decode_tokens_bytes(tokens)))
 
     def char_index(token_count: int) -> int:
@@ -187,9 +273,13 @@ def _split_long_sentence(
 class _DocumentChunker:
     """Builds the chunks of one document, section by section, in document order."""
 
-    def __init__(self, doc: Document, config: ChunkerConfig) -> None:
+    def __init__(self, doc: Document, config: ChunkerConfig, limits: DocumentLimits) -> None:
         self.doc = doc
         self.config = config
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.max_chunk_seconds
+        # What every chunk repeats of the document: its title and MeSH list.
+        self.repeated_chars = len(doc.title) + sum(len(term) for term in doc.mesh_terms)
         self.structured = len(doc.sections) > 1
         # The header must leave room for text, so an absurd title or label is clipped there (the
         # full title stays in the chunk's ``title`` property).
@@ -200,7 +290,7 @@ class _DocumentChunker:
         self.chunks: list[Chunk] = []
 
     def add_section(self, index: int, section: Section) -> None:
-        sentences = split_sentences(section.text)
+        sentences = list(_bounded_units(split_sentences(section.text)))
         if not sentences:
             return
         label = section.label.strip(_WHITESPACE) if section.label else ""
@@ -243,7 +333,9 @@ class _DocumentChunker:
     def _opening_tokens(self, header: str, unit: str, unit_spaced: int) -> int:
         """Tokens of a chunk's header and first unit (which has no space before it when there is
         no header)."""
-        return self._header_tokens(header) + unit_spaced if header else count_tokens(unit)
+        if header:
+            return self._header_tokens(header) + unit_spaced
+        return _count_tokens_over(unit, self.config.max_tokens)
 
     def _add_windows(
         self, index: int, section: Section, label: str, units: list[str], spaced: list[int]
@@ -265,7 +357,10 @@ class _DocumentChunker:
                     overlap_tokens=config.overlap_tokens,
                 )
                 units[start : start + 1] = [head, rest]
-                spaced[start : start + 1] = [count_tokens(" " + head), count_tokens(" " + rest)]
+                spaced[start : start + 1] = [
+                    count_tokens(" " + head),
+                    _count_tokens_over(" " + rest, config.max_tokens),
+                ]
                 total = self._opening_tokens(header, head, spaced[start])
                 end = start + 1
             else:
@@ -333,6 +428,7 @@ class _DocumentChunker:
     ) -> Chunk:
         doc = self.doc
         config = self.config
+        self._check_budget()
         meta: dict[str, Any] = {
             "chunk_id": chunk_id,
             "chunk_index": len(self.chunks),
@@ -369,6 +465,29 @@ class _DocumentChunker:
             quality_total=self.quality_total,
             meta=meta,
         )
+
+    def _check_budget(self) -> None:
+        """Before each chunk: refuse the document once it passes a limit."""
+        limits = self.limits
+        count = len(self.chunks) + 1
+        if count > limits.max_chunks:
+            raise limits.over(
+                "chunk", "max_chunks", f"document makes more than {limits.max_chunks:,} chunks"
+            )
+        if count * self.repeated_chars > limits.max_repeated_chars:
+            raise limits.over(
+                "chunk",
+                "max_repeated_chars",
+                f"{count:,} chunks would repeat its title and MeSH terms "
+                f"({self.repeated_chars:,} characters) {count * self.repeated_chars:,} "
+                "characters in all",
+            )
+        if time.monotonic() > self.deadline:
+            raise limits.over(
+                "chunk",
+                "max_chunk_seconds",
+                f"chunking took more than {limits.max_chunk_seconds} s",
+            )
 
 
 def _compose(header: str, body: str) -> str:

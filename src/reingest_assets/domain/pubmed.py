@@ -22,15 +22,21 @@ from lxml import etree
 from reingest_assets.domain.document import Document, Section
 from reingest_assets.domain.failures import DocumentError
 from reingest_assets.domain.ids import document_uid
+from reingest_assets.domain.limits import DEFAULT_LIMITS, DocumentLimits
 from reingest_assets.domain.raw import GZIP_MAGIC, ZSTD_MAGIC, decode_raw
 
 ARTICLE_TAGS = ("PubmedArticle", "PubmedBookArticle", "MedlineCitation")
 
 _ENTITY_DECLARATION = b"<!ENTITY"
 _LEADING_SPACE = re.compile(rb"(?:\xef\xbb\xbf)?\s*")
-_DIGITS = re.compile(r"\d+")
-_NUMERIC_DATE = re.compile(r"\s*(\d{4})(?:[-/.](\d{1,2})(?!\d)(?:[-/.](\d{1,2})(?!\d))?)?")
-_DATE_TOKEN = re.compile(r"[^\W\d_]+|\d+")
+# Identifiers and dates are ASCII digits: \d would also take other scripts' digits (a PMID in
+# Arabic-Indic digits is not the PubMed id of anything).
+_DIGITS = re.compile(r"[0-9]+")
+_NUMERIC_DATE = re.compile(
+    r"\s*([0-9]{4})(?:[-/.]([0-9]{1,2})(?![0-9])(?:[-/.]([0-9]{1,2})(?![0-9]))?)?"
+)
+_DATE_TOKEN = re.compile(r"[^\W\d_]+|[0-9]+")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.IGNORECASE)
 _HEADING_COLONS = (":", "\uff1a")  # ASCII and full-width (Chinese abstracts)
 _MAX_HEADING_CHARS = 60
@@ -86,14 +92,23 @@ _LANGUAGE_ALIASES = {
 
 
 def normalize_record(
-    data: bytes, *, source: str, expected_source_id: str | None = None
+    data: bytes,
+    *,
+    source: str,
+    expected_source_id: str | None = None,
+    limits: DocumentLimits = DEFAULT_LIMITS,
 ) -> Document:
     """One raw object (maybe gzip/zstd) holding one record, JSON or PubMed XML -> Document.
 
-    Raises ``DocumentError`` with stage ``parse`` (bytes, JSON or XML unreadable) or
-    ``normalize`` (no usable PMID, wrong field types, not the record the registry expects).
+    Raises ``DocumentError`` with stage ``parse`` (bytes, JSON or XML unreadable, over the size
+    limits) or ``normalize`` (no usable PMID, wrong field types, not the record the registry
+    expects, a field over its limit).
     """
-    document = _normalize_bytes(decode_raw(data), source, envelope_allowed=True)
+    decoded = decode_raw(
+        data, max_bytes=limits.max_record_bytes, max_members=limits.max_gzip_members
+    )
+    document = _normalize_bytes(_as_utf8(decoded), source, envelope_allowed=True)
+    limits.check_document(document)
     if expected_source_id is not None and document.source_id != expected_source_id:
         raise DocumentError(
             "normalize",
@@ -175,6 +190,19 @@ def _normalize_bytes(data: bytes, source: str, *, envelope_allowed: bool) -> Doc
         f"record is neither JSON nor XML (starts with {data[offset : offset + 16]!r}): "
         "expected a JSON record or PubMed XML, maybe gzip/zstd compressed",
     )
+
+
+def _as_utf8(data: bytes) -> bytes:
+    """UTF-16 (which XML allows, behind its byte order mark) as UTF-8: everything after this
+    reads UTF-8 only, so no other encoding can hide an entity declaration from its scan."""
+    if data[:2] not in _UTF16_BOMS:
+        return data
+    try:
+        return data.decode("utf-16").encode("utf-8")
+    except UnicodeError as exc:
+        raise DocumentError(
+            "parse", f"invalid UTF-16 after its byte order mark: {exc}; re-encode the record"
+        ) from None
 
 
 def _utf8_error(data: bytes) -> DocumentError | None:
@@ -817,25 +845,43 @@ def _date_from_text(text: str | None) -> str | None:
 
 
 def _iso_date(year: str, month: str | None, day: str | None) -> str | None:
+    """The first day the parts name. A missing (or all-zero) part widens the date; a year of
+    zeros means the record has no date (None); a month or day that does not exist is refused:
+    never another date than the record's."""
     year = year.strip()
-    if len(year) != 4 or not year.isdigit():
+    if len(year) != 4 or not year.isascii() or not year.isdigit():
         return None
+    if int(year) == 0:
+        return None
+    day = day.strip() if day else ""
     month_number = _month_number(month)
-    day_number = int(day) if day and day.strip().isdigit() else 1
+    if month_number is None:
+        raise _not_a_date(year, month, day, f"month {month.strip() if month else ''}")
+    day_number = int(day) if day.isascii() and day.isdigit() and int(day) else 1
     try:
         return datetime.date(int(year), month_number, day_number).isoformat()
-    except ValueError:  # day 31 of a 30-day month and the like: keep the month
-        return datetime.date(int(year), month_number, 1).isoformat()
+    except ValueError:
+        raise _not_a_date(year, month, day, f"day {day} of month {month_number}") from None
 
 
-def _month_number(month: str | None) -> int:
-    if not month:
+def _month_number(month: str | None) -> int | None:
+    """1..12, 1 when there is none (or it is all zeros), None for one that does not exist."""
+    month = month.strip() if month else ""
+    if not month or month.strip("0") == "":
         return 1
-    month = month.strip()
     if month.isdigit():
-        number = int(month)
-        return number if 1 <= number <= 12 else 1
-    return _MONTHS.get(month[:3].lower(), 1)
+        number = int(month) if month.isascii() else 0
+        return number if 1 <= number <= 12 else None
+    return _MONTHS.get(month[:3].lower())
+
+
+def _not_a_date(year: str, month: str | None, day: str, what: str) -> DocumentError:
+    parts = "-".join(p.strip() for p in (year, month, day) if p and p.strip())
+    return DocumentError(
+        "normalize",
+        f"publication date {parts} is not a real date ({what} does not exist): fix the "
+        "record's date, or leave it out",
+    )
 
 
 def _language(language: str | None) -> str | None:

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig
 from reingest_assets.domain.failures import DocumentError, Failure, is_row_error
-from reingest_assets.domain.limits import registry_refusal
+from reingest_assets.domain.limits import DocumentLimits, registry_refusal
 from reingest_assets.domain.partition import Partition
 from reingest_assets.engine.damage import damaged_documents
 from reingest_assets.engine.progress import Progress
@@ -75,6 +75,7 @@ class Pipeline:
     # failures in other runs never turn permanent.
     repair: bool = False
     chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
+    limits: DocumentLimits = field(default_factory=DocumentLimits)
     log: Callable[[str], None] = print
     # One writer per partition across runs; None: this pipeline is the only writer (tests).
     locks: PartitionLocks | None = None
@@ -346,9 +347,10 @@ def _normalize_days(
     with tempfile.TemporaryDirectory(prefix="reingest-") as tmp:
         out = _PartitionParquet(p, Path(tmp))
         pages = _prefetched_pages(p, source, days, uids, force, verify, reports)
+        normalize = functools.partial(normalize_to_arrow, limits=p.limits)
         last = time.perf_counter()
         for (part, rows, _, fetch_failures), results, cpu in p.pool.lookahead(
-            pages, normalize_to_arrow, lambda page: slices(page[2], WORKER_SLICE)
+            pages, normalize, lambda page: slices(page[2], WORKER_SLICE)
         ):
             report = reports[part.key]
             report.add_seconds("normalize_cpu", cpu)
@@ -503,7 +505,7 @@ def chunk_partitions(
         if isinstance(p.store, EncodingChunkStore) and p.embedder is None
         else None
     )
-    chunker = functools.partial(chunk_arrow, config=p.chunker, encode=encode)
+    chunker = functools.partial(chunk_arrow, config=p.chunker, encode=encode, limits=p.limits)
     for source, days in _consecutive_days(parts):
         existing = _normalized_uris(p, source)
         todo = [

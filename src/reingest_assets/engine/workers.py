@@ -6,7 +6,9 @@ Functions here run inside worker processes: module-level, picklable in and out, 
 from __future__ import annotations
 
 import functools
+import hashlib
 import multiprocessing
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -18,6 +20,7 @@ import pyarrow as pa
 from reingest_assets.domain.chunker import ChunkerConfig, chunk_document
 from reingest_assets.domain.document import Chunk, Document, PicklesByFields
 from reingest_assets.domain.failures import DocumentError, Failure
+from reingest_assets.domain.limits import DEFAULT_LIMITS, DocumentLimits
 from reingest_assets.domain.pubmed import normalize_record
 
 T = TypeVar("T")
@@ -76,11 +79,48 @@ class ChunkedItem(PicklesByFields):
     encoded: bytes = b""
 
 
-def normalize_items(items: list[RawItem]) -> list[NormalizedItem | Failure]:
+# The registry's content_hash as the original service wrote it: sha256 hex of the raw object's
+# bytes as stored (DESIGN.md; synthetic.py builds the corpus the same way). Another form (an
+# opaque version token) cannot be checked against the bytes.
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def verify_content_hash(item: RawItem) -> None:
+    """Refuse an object whose bytes are not the ones the registry describes (a partial upload,
+    another object at its key): a ``fetch`` failure, retried like a missing object, since
+    uploading the right bytes fixes it without a new registry hash."""
+    expected = item.content_hash
+    if expected is None or not _SHA256_HEX.fullmatch(expected):
+        return
+    actual = hashlib.sha256(item.data).hexdigest()
+    if actual != expected.lower():
+        raise DocumentError(
+            "fetch",
+            f"object bytes do not match the registry: sha256 {actual}, registry content_hash "
+            f"{expected}; re-upload the object or correct the registry row",
+            kind="transient",
+        )
+
+
+def normalize_items(
+    items: list[RawItem], limits: DocumentLimits = DEFAULT_LIMITS
+) -> list[NormalizedItem | Failure]:
+    """Each raw object checked against its registry hash and normalized. The ledger records
+    the registry's hash: checked equal to what was read when it is a sha256 of the bytes."""
     out: list[NormalizedItem | Failure] = []
     for item in items:
         try:
-            doc = normalize_record(item.data, source=item.source, expected_source_id=item.source_id)
+            verify_content_hash(item)
+            started = time.monotonic()
+            doc = normalize_record(
+                item.data,
+                source=item.source,
+                expected_source_id=item.source_id,
+                limits=limits,
+            )
+            seconds = time.monotonic() - started
+            if seconds > limits.max_parse_seconds:
+                raise limits.over("parse", "max_parse_seconds", f"parsing took {seconds:.1f} s")
             if doc.uid != item.uid:
                 raise DocumentError(
                     "normalize", f"record is {doc.uid} but the registry row is {item.uid}"
@@ -103,12 +143,14 @@ def normalize_items(items: list[RawItem]) -> list[NormalizedItem | Failure]:
     return out
 
 
-def normalize_to_arrow(items: list[RawItem]) -> list[pa.RecordBatch | Failure]:
+def normalize_to_arrow(
+    items: list[RawItem], limits: DocumentLimits = DEFAULT_LIMITS
+) -> list[pa.RecordBatch | Failure]:
     """``normalize_items``, the documents as one Arrow batch of NORMALIZED_SCHEMA (built here,
     so the main process only writes it), then the failures."""
     normalized: list[dict[str, Any]] = []
     failures: list[pa.RecordBatch | Failure] = []
-    for result in normalize_items(items):
+    for result in normalize_items(items, limits):
         if isinstance(result, NormalizedItem):
             normalized.append(result.row)
         else:
@@ -122,15 +164,17 @@ def chunk_arrow(
     rows: pa.Buffer,
     config: ChunkerConfig,
     encode: Callable[[Sequence[Chunk]], bytes] | None = None,
+    limits: DocumentLimits = DEFAULT_LIMITS,
 ) -> list[ChunkedItem | Failure]:
     """``chunk_rows`` over normalized rows sent as an Arrow IPC stream (see ``arrow_slices``)."""
-    return chunk_rows(pa.ipc.open_stream(rows).read_all().to_pylist(), config, encode)
+    return chunk_rows(pa.ipc.open_stream(rows).read_all().to_pylist(), config, encode, limits)
 
 
 def chunk_rows(
     rows: list[dict[str, Any]],
     config: ChunkerConfig,
     encode: Callable[[Sequence[Chunk]], bytes] | None = None,
+    limits: DocumentLimits = DEFAULT_LIMITS,
 ) -> list[ChunkedItem | Failure]:
     """Each row's chunks, or, given the store's ``encode``, the chunks encoded for it (a
     document that cannot be encoded fails alone)."""
@@ -138,7 +182,7 @@ def chunk_rows(
     for row in rows:
         try:
             doc = Document.from_row(row)
-            chunks = chunk_document(doc, config)
+            chunks = chunk_document(doc, config, limits)
             uuids = [c.uuid for c in chunks]
             ingest_date, content_hash = row["ingest_date"], row["content_hash"]
             if encode is None:

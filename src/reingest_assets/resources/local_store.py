@@ -12,6 +12,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -47,18 +48,27 @@ class LocalObjectStore:
     def get(self, uri: str) -> bytes:
         path = self._object_path(uri)
         try:
-            # The directory was checked; O_NOFOLLOW refuses a symlink as the object itself.
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            # The directory was checked; O_NOFOLLOW refuses a symlink as the object itself, and
+            # O_NONBLOCK keeps a named pipe in its place from blocking the open forever.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise DocumentError(
                     "fetch", f"refused object URI {uri!r}: it leads out of the store"
                 ) from None
+            if exc.errno == errno.ENXIO:  # a socket, or a device with nothing behind it
+                raise _not_a_file(uri, "a socket or device") from None
             if isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError):
                 raise object_not_found(uri) from None
             raise
         try:
-            size = os.fstat(fd).st_size
+            status = os.fstat(fd)
+            if stat.S_ISDIR(status.st_mode):
+                raise object_not_found(uri)
+            if not stat.S_ISREG(status.st_mode):
+                kind = "a named pipe" if stat.S_ISFIFO(status.st_mode) else "a device or socket"
+                raise _not_a_file(uri, kind)
+            size = status.st_size
             if size > self.max_object_bytes:
                 raise DocumentError(
                     "fetch",
@@ -155,6 +165,13 @@ class LocalObjectStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+def _not_a_file(uri: str, kind: str) -> DocumentError:
+    return DocumentError(
+        "fetch",
+        f"refused object {uri}: it is {kind}, not a regular file; replace it with the object",
+    )
 
 
 def _check_bucket(bucket: str, uri: str) -> None:
