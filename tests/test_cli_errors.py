@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 
-from reingest_assets.cli import main
-from reingest_assets.cli.display import PROGRESS_LINE
-from reingest_assets.engine.progress import Progress
+from reingest_assets.cli import display, main
+from reingest_assets.engine.progress import Progress, ProgressEvent, listening
 from support.s3 import moto_s3_server
 from support.weaviate_target import weaviate_target
 
@@ -134,14 +133,24 @@ def test_wrong_collection_schema_lists_the_differences(
     assert "Traceback" not in err
 
 
-def test_the_cli_recognizes_the_engines_progress_lines() -> None:
-    """The terminal display picks the engine's progress lines out of the run's log."""
-    lines: list[str] = []
-    for label, total in (("normalize 2026-11-03|pubmed", 3000), ("chunk 2026-11-03|pubmed", None)):
-        progress = Progress(label, total, lines.append, every=0.0)
-        progress.advance(1200)
-    assert len(lines) == 2
-    for line in lines:
-        match = PROGRESS_LINE.search(f"reingest_job - 0f3a - document_chunks_v2 - {line}")
-        assert match is not None and match.group() == line
-    assert "ETA" in lines[0] and "docs/min" in lines[1]
+def test_progress_reaches_the_display_as_events(capsys: pytest.CaptureFixture[str]) -> None:
+    """The engine's progress goes to the run's log as text and to listeners in the process (the
+    CLI's display) as events: no log parsing in between."""
+    logged: list[str] = []
+    events: list[ProgressEvent] = []
+    with listening(events.append):
+        for stage, total in (("normalize", 3000), ("chunk", None)):
+            progress = Progress(stage, "2026-11-03|pubmed", total, logged.append, every=0.0)
+            progress.advance(1200)
+    Progress("chunk", "2026-11-03|pubmed", None, logged.append, every=0.0).advance(1)
+    assert [(e.stage, e.partition, e.done, e.total) for e in events] == [
+        ("normalize", "2026-11-03|pubmed", 1200, 3000),
+        ("chunk", "2026-11-03|pubmed", 1200, None),
+    ]
+    assert logged[:2] == [e.line() for e in events] and len(logged) == 3
+    assert "40% of 3,000, ETA" in events[0].line() and events[0].eta_seconds is not None
+    assert "docs/min" in events[1].line() and events[1].eta_seconds is None
+
+    with display.progress("reingest_job pubmed"):  # not a terminal: one line per event
+        Progress("normalize", "2026-11-04|pubmed", 10, logged.append, every=0.0).advance(5)
+    assert capsys.readouterr().err.startswith("normalize 2026-11-04|pubmed: 5 docs")

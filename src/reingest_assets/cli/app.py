@@ -1,4 +1,8 @@
-"""The entry point: parse the arguments, then import what the command needs and run it."""
+"""The entry point: parse the arguments, then import what the command needs and run it.
+
+Exit status: 0 done; 1 a run or a check failed (the report says which, and where to read
+more); 2 an argument or setting must change (one message naming it). No traceback unless
+``-v``."""
 
 from __future__ import annotations
 
@@ -7,9 +11,8 @@ import os
 import sys
 import warnings
 
-from reingest_assets.cli.parser import build_parser
+from reingest_assets.cli.parser import UsageError, build_parser
 
-# Errors a wrong setting causes: the message, and exit status 2 without a traceback.
 SETTINGS_EXIT = 2
 
 
@@ -18,8 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "store", None):
         # Before anything reads the settings: the Dagster definitions load them on import.
         os.environ["REINGEST_STORE"] = args.store
+    if not args.verbose:
+        _quiet_dagster_notices()
 
-    _quiet_dagster_notices()
     from reingest_assets.cli import commands
     from reingest_assets.preflight import explain
     from reingest_assets.settings import Settings, SettingsError
@@ -27,20 +31,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()  # fail early on malformed settings
     except SettingsError as exc:
-        return _settings_error(str(exc), args)
+        return _error(str(exc), args, SETTINGS_EXIT)
     try:
         return int(commands.COMMANDS[args.command](args))
+    except UsageError as exc:
+        return _error(str(exc), args, SETTINGS_EXIT)
     except Exception as exc:
         message = explain(exc, settings)
-        if message is None:
+        if message is not None:
+            return _error(message, args, SETTINGS_EXIT)
+        if args.verbose:
             raise
-        return _settings_error(message, args)
+        from reingest_assets.resources.redaction import redact
+
+        text = redact(f"{type(exc).__name__}: {exc}", settings.database_url)
+        return _error(f"{text.splitlines()[0]} (re-run with -v for the traceback)", args, 1)
 
 
 def _quiet_dagster_notices() -> None:
     """Dagster's notices that a feature this project uses on purpose is beta or preview: the
-    operator can do nothing about them (every other warning shows; PYTHONWARNINGS or -W
-    overrides this)."""
+    operator can do nothing about them (every other warning shows; ``-v``, PYTHONWARNINGS or
+    -W show these too)."""
     if sys.warnoptions:
         return
     from dagster import BetaWarning, PreviewWarning
@@ -49,11 +60,11 @@ def _quiet_dagster_notices() -> None:
     warnings.filterwarnings("ignore", category=PreviewWarning)
 
 
-def _settings_error(message: str, args: argparse.Namespace) -> int:
-    """A wrong setting: one message that says what to fix, no traceback."""
-    from reingest_assets.cli.display import print_json
+def _error(message: str, args: argparse.Namespace, status: int) -> int:
+    """One message that says what to change (or what broke), no traceback."""
+    from reingest_assets.cli.display import error, print_json
 
     if getattr(args, "json", False):
         print_json({"error": message})
-    print(f"reingest: {message}", file=sys.stderr)
-    return SETTINGS_EXIT
+    error(message)
+    return status

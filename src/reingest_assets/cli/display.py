@@ -1,71 +1,134 @@
-"""What the CLI prints: progress of in-process runs on stderr, reports on stdout."""
+"""What the CLI prints: progress and the warnings an operator can act on go to stderr, reports
+(a table, or one JSON object with ``--json``) to stdout."""
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.status import Status
+from rich.table import Table
 
-# The engine's progress lines (engine/progress.py), logged every 10 s per partition and stage.
-PROGRESS_LINE = re.compile(r"(?:normalize|chunk) \S+: [\d,]+ docs, .*")
+if TYPE_CHECKING:
+    from reingest_assets.engine.progress import ProgressEvent
+
+# Wide enough that a piped table keeps one line per row.
+PIPE_WIDTH = 200
 
 
-class ProgressDisplay(logging.Handler):
-    """Progress of in-process runs on stderr: on a terminal one live status line (what runs,
-    then the engine's latest progress line: documents done, rate, ETA); elsewhere each progress
-    line as it comes, at most one per partition stage every 10 s."""
+def stdout() -> Console:
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=PIPE_WIDTH)
+    return console
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def progress(what: str) -> Iterator[None]:
+    """While the block runs, the engine's progress events of the runs it executes: on a
+    terminal one live status line (what runs, then the latest event: documents done, rate,
+    ETA); elsewhere one line per event (one per partition stage every 10 s)."""
+    from reingest_assets.engine.progress import listening
+
+    console = stderr()
+    if console.is_terminal:
+        with console.status(what) as status:
+
+            def update(event: ProgressEvent) -> None:
+                status.update(event.line())
+
+            with listening(update):
+                yield
+    else:
+
+        def show(event: ProgressEvent) -> None:
+            console.print(event.line(), markup=False, soft_wrap=True)
+
+        with listening(show):
+            yield
+
+
+class OperatorWarnings(logging.Handler):
+    """The CLI's stand-in for Dagster's console logger (which prints every event at DEBUG, and
+    each failure's stack): the runs' own warnings, one line each. Failures are in the report."""
 
     def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.console = Console(stderr=True, highlight=False)
-        self.status: Status | None = None
-
-    @contextmanager
-    def running(self, what: str) -> Iterator[None]:
-        if self.console.is_terminal:
-            self.status = self.console.status(what)
-            self.status.start()
-        try:
-            yield
-        finally:
-            if self.status is not None:
-                self.status.stop()
-                self.status = None
+        super().__init__(logging.WARNING)
+        self.console = stderr()
 
     def emit(self, record: logging.LogRecord) -> None:
-        match = PROGRESS_LINE.search(record.getMessage())
-        if match is None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        if record.levelno != logging.WARNING or meta.get("dagster_event") is not None:
             return
-        if self.status is not None:
-            self.status.update(match.group())
-        else:
-            self.console.print(match.group(), markup=False, soft_wrap=True)
-
-    def logger_defs(self) -> dict[str, Any]:
-        """The job's loggers for a CLI run: Dagster's console (quieted by ``QUIET``) and this."""
-        from dagster import LoggerDefinition, colored_console_logger
-
-        progress = logging.Logger("reingest.progress", logging.INFO)
-        progress.addHandler(self)
-        return {"console": colored_console_logger, "progress": LoggerDefinition(lambda _: progress)}
+        where = meta.get("step_key") or meta.get("job_name") or "run"
+        message = meta.get("orig_message") or record.getMessage()
+        self.console.print(f"warning: {where}: {message}", markup=False, soft_wrap=True)
 
 
-def print_json(obj: dict[str, Any]) -> None:
-    print(json.dumps(obj, sort_keys=True))
+def run_loggers(verbose: bool) -> dict[str, Any]:
+    """The loggers of a run the CLI executes: Dagster's console logger at DEBUG with ``-v``,
+    otherwise :class:`OperatorWarnings`."""
+    from dagster import LoggerDefinition, colored_console_logger
+
+    if verbose:
+        return {"console": colored_console_logger}
+    logger = logging.Logger("reingest.run", logging.WARNING)
+    logger.addHandler(OperatorWarnings())
+    return {"console": LoggerDefinition(lambda _: logger)}
 
 
-def report(summary: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print_json(summary)
-        return
-    width = max(len(k) for k in summary)
-    for key, value in summary.items():
-        print(
-            f"{key:<{width}}  {value:,}" if isinstance(value, int) else f"{key:<{width}}  {value}"
+def print_json(obj: Mapping[str, Any]) -> None:
+    print(json.dumps(obj, sort_keys=True, default=str))
+
+
+def error(message: str) -> None:
+    print(f"reingest: {message}", file=sys.stderr)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str = "") -> None:
+    """Rows as a table; numbers right-aligned."""
+    grid = Table(title=title or None, title_justify="left", box=None, header_style="bold")
+    for name in columns:
+        numeric = any(isinstance(r.get(name), int | float) for r in rows) and not any(
+            isinstance(r.get(name), bool) for r in rows
         )
+        grid.add_column(name, justify="right" if numeric else "left", overflow="fold")
+    for row in rows:
+        grid.add_row(*(_cell(row.get(name)) for name in columns))
+    stdout().print(grid)
+
+
+def figures(summary: Mapping[str, Any], title: str = "") -> None:
+    """A flat mapping as a two-column table."""
+    grid = Table(title=title or None, title_justify="left", box=None, show_header=False)
+    grid.add_column(style="bold")
+    grid.add_column(justify="right")
+    for key, value in summary.items():
+        grid.add_row(key, _cell(value))
+    stdout().print(grid)
+
+
+def line(text: str) -> None:
+    stdout().print(text, markup=False, highlight=False, soft_wrap=True)

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+
+class UsageError(Exception):
+    """An argument or setting the command cannot work with; the message names what to change
+    (exit status 2, no traceback)."""
 
 
 def _add_range(parser: argparse.ArgumentParser) -> None:
@@ -17,10 +23,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-ingest PubMed documents into DocumentChunk_v2 (Dagster code location).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug output: Dagster's event log, every warning, tracebacks",
+    )
 
-    demo = sub.add_parser("demo", help="generate a corpus on the embedded stack and run full mode")
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    demo = add("demo", help="generate a corpus on the embedded stack and run full mode")
     demo.add_argument("--docs", type=int, default=5000, help="documents to generate (5000)")
     demo.add_argument("--days", type=int, default=7, help="ingest days to spread them over (7)")
+    demo.add_argument(
+        "--since",
+        help="first ingest day, YYYY-MM-DD (default: the last --days days, up to yesterday)",
+    )
     demo.add_argument("--seed", type=int, default=0, help="corpus seed (0)")
     demo.add_argument("--json", action="store_true", help="print one JSON summary")
     demo.add_argument(
@@ -29,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="chunk store to write (sets REINGEST_STORE for this command)",
     )
 
-    full = sub.add_parser("full", help="materialize all (or the selected) partitions")
+    full = add("full", help="materialize all (or the selected) partitions")
     _add_range(full)
     full.add_argument("--force", action="store_true", help="rewrite unchanged documents too")
     full.add_argument(
@@ -45,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="chunk store to write (sets REINGEST_STORE for this command)",
     )
 
-    repair = sub.add_parser(
+    repair = add(
         "repair",
         help="rewrite the documents whose stored chunks validation finds missing, orphan or "
         "altered, and retry repairable failures (what the repair sensor does); sound "
@@ -54,22 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_range(repair)
     repair.add_argument("--json", action="store_true", help="print one JSON summary")
 
-    validate = sub.add_parser(
-        "validate", help="run the validation checks alone over the selected partitions"
-    )
+    validate = add("validate", help="run the validation checks alone over the selected partitions")
     _add_range(validate)
     validate.add_argument("--json", action="store_true", help="print one JSON report")
 
-    status = sub.add_parser(
-        "status", help="per-partition state: materialized, failed, stale, open failures"
-    )
+    status = add("status", help="per-partition state: materialized, failed, stale, open failures")
     _add_range(status)
     status.add_argument("--all", action="store_true", help="list empty partitions too")
     status.add_argument("--json", action="store_true", help="print JSON")
 
-    rollback = sub.add_parser(
-        "rollback", help="remove what a partition or a run wrote (store and ledger)"
-    )
+    rollback = add("rollback", help="remove what a partition or a run wrote (store and ledger)")
     target = rollback.add_mutually_exclusive_group()
     target.add_argument("--partition", help="partition key, YYYY-MM-DD|source")
     target.add_argument("--run", help="Dagster run id")
@@ -80,14 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument("--json", action="store_true", help="print one JSON report")
 
-    cutover = sub.add_parser(
+    cutover = add(
         "cutover",
         help="Weaviate alias mode: validate every partition, then point the alias at the "
         "collection written",
     )
     cutover.add_argument("--json", action="store_true", help="print one JSON report")
 
-    bench = sub.add_parser(
+    bench = add(
         "bench",
         help="benchmark full and incremental mode end to end on a fresh embedded stack",
     )
@@ -98,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0, help="corpus seed (0)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 
-    bench_fetch = sub.add_parser(
+    bench_fetch = add(
         "bench-fetch",
         help="benchmark S3 GETs (obstore vs boto3 get_object) against a stand-in server",
     )
@@ -113,12 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_fetch.add_argument("--json", action="store_true", help="print one JSON object")
 
-    migrate = sub.add_parser(
+    migrate = add(
         "migrate", help="apply pending schema changes (registry tables, chunk store schema)"
     )
     migrate.add_argument("--json", action="store_true", help="print JSON")
 
-    dev = sub.add_parser("dev", help="start the Dagster webserver and daemon on the local stack")
+    runs = add("runs", help="recent runs: id, job, mode, range, outcome and figures")
+    runs.add_argument("--limit", type=int, default=20, help="how many, newest first (20)")
+    runs.add_argument("--json", action="store_true", help="print JSON")
+
+    sql = add(
+        "sql",
+        help="psql on the pipeline's database (the embedded one is kept running meanwhile)",
+    )
+    sql.add_argument("-c", "--command", dest="sql", help="run this SQL and exit")
+
+    dev = add("dev", help="start the Dagster webserver and daemon on the local stack")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     return parser

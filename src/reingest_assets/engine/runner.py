@@ -342,7 +342,7 @@ def _normalize_days(
     if uids is not None:
         total = len(uids)
     label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
-    progress = Progress(f"normalize {label}|{source}", total, p.log)
+    progress = Progress("normalize", f"{label}|{source}", total, p.log)
     written: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="reingest-") as tmp:
         out = _PartitionParquet(p, Path(tmp))
@@ -512,7 +512,7 @@ def chunk_partitions(
             Partition(source, d) for d in days if Partition(source, d).normalized_uri in existing
         ]
         label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
-        progress = Progress(f"chunk {label}|{source}", None, p.log)
+        progress = Progress("chunk", f"{label}|{source}", None, p.log)
         last = time.perf_counter()
         for (part, docs, previous, _), results, cpu in p.pool.lookahead(
             _planned_batches(p, todo, uids, force, verify, reports),
