@@ -358,7 +358,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if not (args.partition or args.run or args.alias_target):
         raise UsageError("rollback: give --partition, --run or --alias-target")
     settings = prepare_stack().settings
-    alias = os.environ.get("REINGEST_WEAVIATE_ALIAS", "")
+    alias = settings.weaviate_alias
     if args.alias_target and (settings.store != "weaviate" or not alias):
         raise UsageError(
             "--alias-target moves a Weaviate alias: set REINGEST_STORE=weaviate and "
