@@ -381,7 +381,6 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "wall_seconds": round(seconds, 1),
         "peak_process_tree_mb": round(peak.peak_tree / 2**20),
-        "peak_database_mb": round(peak.peak_db / 2**20),
         "mismatches": wrong,
     }
     print(json.dumps(report, indent=2))
