@@ -243,37 +243,33 @@ def fetch_raw(
     Without ``ingest_date`` each row is of its own day."""
     items: list[RawItem] = []
     failures: list[Failure] = []
+
+    def failed(row: RegistryRow, exc: BaseException) -> None:
+        failures.append(
+            Failure.from_exception(
+                exc,
+                uid=row.uid,
+                source=row.source,
+                ingest_date=ingest_date or _day(row),
+                stage="fetch",
+                content_hash=row.content_hash,
+            )
+        )
+
     storable = []
     for row in rows:
         refusal = registry_refusal(row.uid, row.source)
         if refusal is None:
             storable.append(row)
         else:
-            failures.append(
-                Failure.from_exception(
-                    refusal,
-                    uid=row.uid,
-                    source=row.source,
-                    ingest_date=ingest_date or _day(row),
-                    stage="fetch",
-                    content_hash=row.content_hash,
-                )
-            )
-    rows = storable
-    for row, (_, result) in zip(rows, objects.get_many(r.s3_raw_uri for r in rows), strict=True):
-        day = ingest_date or _day(row)
+            failed(row, refusal)
+    for row, (_, result) in zip(
+        storable, objects.get_many(r.s3_raw_uri for r in storable), strict=True
+    ):
         if isinstance(result, BaseException):
-            failures.append(
-                Failure.from_exception(
-                    result,
-                    uid=row.uid,
-                    source=row.source,
-                    ingest_date=day,
-                    stage="fetch",
-                    content_hash=row.content_hash,
-                )
-            )
+            failed(row, result)
         else:
+            day = ingest_date or _day(row)
             items.append(RawItem(row.uid, row.source, row.source_id, day, row.content_hash, result))
     return items, failures
 
