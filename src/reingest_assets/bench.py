@@ -208,3 +208,87 @@ def _stage_seconds(results: list[Any]) -> dict[str, float]:
         for stage, spent in asset_totals.get("stage_seconds", {}).items():
             seconds[stage] = round(seconds.get(stage, 0.0) + spent, 3)
     return seconds
+
+
+def run_scaleout(
+    docs: int, *, days: int, runs: int, workers: int = 1, seed: int = 0
+) -> dict[str, Any]:
+    """What splitting into runs costs: ``runs`` runs at once over disjoint date ranges, each
+    its own process with ``workers`` chunker processes, sharing Postgres and the object store
+    as that many machines would, against one run with ``runs * workers`` workers over the same
+    range (the same CPU either way); and one run's throughput with 1 and 2 workers. Every
+    measurement is a forced full run (``force``: every document normalized, chunked and
+    written again) over one corpus, on a fresh embedded stack."""
+    home = Path(tempfile.mkdtemp(prefix="reingest-scaleout-"))
+    first_day = date.today() - timedelta(days=days)
+    os.environ["REINGEST_HOME"] = str(home)
+    os.environ["REINGEST_START_DATE"] = first_day.isoformat()
+    os.environ.pop("REINGEST_DATABASE_URL", None)
+    try:
+        from reingest_assets.settings import Settings
+        from reingest_assets.stack import load_synthetic_corpus, partition_dates, prepare_stack
+
+        stack = prepare_stack(Settings())
+        load_synthetic_corpus(stack, docs, first_day=first_day, days=days, seed=seed)
+        dates = partition_dates(stack.settings, None, None)
+        _load_once()
+        _forced_runs([dates], workers=1)  # the first load, not measured
+        split = [dates[len(dates) * i // runs : len(dates) * (i + 1) // runs] for i in range(runs)]
+        k_runs = _forced_runs(split, workers=workers)
+        one_run = _forced_runs([dates], workers=runs * workers)
+        result = {
+            "docs": docs,
+            "partitions": len(dates),
+            "runs": runs,
+            "workers_per_run": workers,
+            "k_runs_docs_per_minute": round(docs / k_runs * 60, 1),
+            "one_run_docs_per_minute": round(docs / one_run * 60, 1),
+            "efficiency": round(one_run / k_runs, 3),
+        }
+        for w in (1, 2):
+            seconds = one_run if w == runs * workers else _forced_runs([dates], workers=w)
+            result[f"one_run_{w}_workers_docs_per_minute"] = round(docs / seconds * 60, 1)
+        return result
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _forced_runs(ranges: list[list[str]], *, workers: int) -> float:
+    """Wall seconds for one forced full run per date range, all at once, each in its own
+    process (as a run launcher would start them)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    os.environ["REINGEST_WORKERS"] = str(workers)
+    processes = [context.Process(target=_forced_run, args=(r,)) for r in ranges if r]
+    started = time.perf_counter()
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    if any(process.exitcode for process in processes):
+        raise RuntimeError("a scale-out bench run failed (its output is above)")
+    return time.perf_counter() - started
+
+
+def _forced_run(dates: list[str]) -> None:
+    from reingest_assets.runs import QUIET
+    from reingest_assets.settings import Settings
+    from reingest_assets.stack import prepare_stack, run_partitioned_job
+
+    stack = prepare_stack(Settings())
+    force = {"config": {"force": True}}
+    results = run_partitioned_job(
+        stack,
+        "reingest_job",
+        sources=list(stack.settings.sources),
+        dates=dates,
+        run_config={
+            **QUIET,
+            "ops": {"normalized_documents": force, "document_chunks_v2": force},
+        },
+        tags={"reingest/mode": "full"},
+        raise_on_error=False,
+    )
+    if not all(r.success for r in results):
+        raise SystemExit(1)

@@ -194,12 +194,46 @@ def cmd_full(args: argparse.Namespace) -> int:
     stack = _ready_stack(args, migrate=not args.dry_run)
     if args.dry_run:
         return _dry_run(stack, args)
+    if args.backfill:
+        return _backfill(stack, args)
     sources, dates = _selected(stack, args)
     summary, outcomes = _materialize(
         stack, args, "reingest_job", sources, dates, {"force": args.force}, mode="full"
     )
     _report_full(summary, outcomes, args.json)
     return 0 if all(o.success for o in outcomes) else 1
+
+
+def _backfill(stack: Stack, args: argparse.Namespace) -> int:
+    """``full --backfill``: a backfill of the instance, followed to its end."""
+    from reingest_assets.backfill import NoDaemonError, follow_backfill, submit_backfill
+
+    sources, dates = _selected(stack, args)
+    force = {"config": {"force": True}}
+    keys = [f"{day}|{source}" for source in sources for day in dates]
+    try:
+        backfill_id = submit_backfill(
+            keys,
+            run_config=(
+                {"ops": {"normalized_documents": force, "document_chunks_v2": force}}
+                if args.force
+                else None
+            ),
+            tags={"reingest/mode": "full"},
+        )
+    except NoDaemonError as exc:
+        display.error(str(exc))
+        return 2
+    if not args.json:
+        display.line(f"backfill {backfill_id} submitted: {len(keys)} partitions")
+    progress = follow_backfill(
+        backfill_id,
+        len(keys),
+        (lambda p: None) if args.json else (lambda p: display.line(p.line())),
+    )
+    if args.json:
+        display.print_json(progress.as_dict())
+    return 0 if progress.succeeded else 1
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
@@ -639,14 +673,25 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from reingest_assets.bench import run_benchmark
+    from reingest_assets.bench import run_benchmark, run_scaleout
 
+    if args.runs:
+        scaleout = run_scaleout(
+            args.docs, days=args.days, runs=args.runs, workers=args.workers, seed=args.seed
+        )
+        if args.json:
+            display.print_json(scaleout)
+        else:
+            display.figures(scaleout, "scale-out")
+        return 0
     result = run_benchmark(args.docs, days=args.days, seed=args.seed).as_dict()
     if args.json:
         display.print_json(result)
     else:
         for key in (
             "docs",
+            "partitions",
+            "partition_overhead_ms",
             "chunks",
             "full_docs_per_minute",
             "full_chunks_per_second",

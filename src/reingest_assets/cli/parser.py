@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="plan only: per partition, documents to add/update/skip/delete and chunks to "
         "write/delete; writes nothing",
     )
+    full.add_argument(
+        "--backfill",
+        action="store_true",
+        help="submit a backfill to the Dagster instance (runs launched by its daemon: `reingest "
+        "dev` or your deployment) and follow it to its end, instead of running in-process",
+    )
     full.add_argument("--json", action="store_true", help="print one JSON summary")
     full.add_argument(
         "--store",
@@ -110,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--days", type=int, default=1, help="partitions to spread them over (1: one partition)"
     )
     bench.add_argument("--seed", type=int, default=0, help="corpus seed (0)")
+    bench.add_argument(
+        "--runs",
+        type=int,
+        default=0,
+        help="scale-out instead: K runs at once over disjoint date ranges, each its own process "
+        "(against one run with K x --workers workers)",
+    )
+    bench.add_argument(
+        "--workers", type=int, default=1, help="with --runs: chunker processes per run (1)"
+    )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 
     bench_fetch = add(

@@ -351,7 +351,9 @@ def _recompute_entries(
     stored: dict[str, list[StoredChunk]] = defaultdict(list)
     for chunk in store.fetch(list(by_uid)):
         stored[chunk.parent_uid].append(chunk)
-    day_of = {s.uid: s.ingest_date for s in sample}
+    # Each finding to its partition's tally (a document the ledger holds under another day is
+    # the first partition's, as when one partition is validated).
+    day_of = {s.uid: s.ingest_date if s.ingest_date in tallies else first for s in sample}
     raw, unfetched = fetch_raw(objects, rows)
     for f in unfetched:
         tallies[day_of[f.uid]].recompute_failed.add([f.uid])
@@ -497,37 +499,17 @@ def _recompute_sample(
     """Fetch, normalize and chunk the sampled documents again, in memory: their UUIDs must be
     the ones the ledger says were written (whether the store still holds them is completeness'
     business), and the stored token counts the real ones."""
-    if not sample:
-        return
-    by_uid = {s.uid: s for s in sample}
-    rows = [
-        row
-        for page in _partition_rows(registry, store, part, len(sample), list(by_uid))
-        for row in page
-    ]
-    stored: dict[str, list[StoredChunk]] = defaultdict(list)
-    for chunk in store.fetch(list(by_uid)):
-        stored[chunk.parent_uid].append(chunk)
-    raw, unfetched = fetch_raw(objects, rows, part.ingest_date)
-    tally.recompute_failed.add(f.uid for f in unfetched)
-    normalized = []
-    for result in normalize_items(raw):
-        if isinstance(result, NormalizedItem):
-            normalized.append(result.row)
-        else:
-            tally.recompute_failed.add([result.uid])
-    for item in chunk_rows(normalized, chunker):
-        if isinstance(item, Failure):
-            tally.recompute_failed.add([item.uid])
-            continue
-        assert isinstance(item, ChunkedItem)
-        tally.sampled_documents += 1
-        if set(item.chunk_uuids) != set(by_uid[item.uid].chunk_uuids):
-            tally.recomputed_mismatch.add([item.uid])
-        for chunk in stored[item.uid]:
-            text = chunk.properties.get("text") or ""
-            if count_tokens_reference(text) != chunk.properties.get("tokens"):
-                tally.token_count_mismatch.add([chunk.uuid])
+    _recompute_entries(
+        {part.ingest_date: tally},
+        registry,
+        store,
+        objects,
+        part.source,
+        part.ingest_date,
+        part.ingest_date,
+        sample,
+        chunker,
+    )
 
 
 def _outcome(
