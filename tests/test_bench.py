@@ -1,4 +1,5 @@
-"""``reingest bench --json`` end to end on a tiny corpus: the report names its tokenizer."""
+"""``reingest bench --json`` end to end on a tiny corpus: the report names its tokenizer and
+what a partition costs."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import pytest
 @pytest.mark.slow
 def test_bench_json_names_the_tokenizer(tmp_path: Path) -> None:
     env = {**os.environ, "REINGEST_TOKENIZER": "tiktoken", "REINGEST_HOME": str(tmp_path)}
+    command = ["bench", "--docs", "40", "--days", "2", "--json"]
     done = subprocess.run(
-        [sys.executable, "-m", "reingest_assets.cli", "bench", "--docs", "40", "--json"],
+        [sys.executable, "-m", "reingest_assets.cli", *command],
         env=env,
         capture_output=True,
         text=True,
@@ -25,3 +27,4 @@ def test_bench_json_names_the_tokenizer(tmp_path: Path) -> None:
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["tokenizer"].startswith("tiktoken ")
     assert report["docs"] == 40 and report["full"]["docs_written"] == 40
+    assert report["partitions"] == 2 and report["partition_overhead_ms"] > 0
