@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from reingest_assets.assets import document_chunks_v2, normalized_documents, raw_documents
 from reingest_assets.checks import document_chunks_v2_validation
@@ -35,4 +35,8 @@ defs = Definitions(
     schedules=[reingest_job_schedule, observe_raw_documents_schedule],
     sensors=[repair_sensor],
     resources={"reingest": ReingestResource.from_settings(LOAD_SETTINGS)},
+    # A run's steps follow each other (normalize, chunk, checks) and the engine has its own
+    # worker pool: a process per step only loaded the code location again for each, seconds of
+    # every launched run (a backfill is many runs).
+    executor=in_process_executor,
 )
