@@ -1,6 +1,6 @@
 """docs/runbook.md runs as written: every ``sh`` block, in order, in one shell, on the demo its
-step 0 builds (embedded Postgres under a fresh REINGEST_HOME), except the blocks marked "not run
-by the test". Each command must exit 0, and the steps that select the demo's days must find
+step 0 builds (a fresh REINGEST_HOME, on the test's Postgres), except the blocks marked "not
+run by the test". Each command must exit 0, and the steps that select the demo's days must find
 data there (the runbook's dates once selected nothing)."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def runbook_blocks() -> list[str]:
     return blocks
 
 
-def test_the_runbook_runs_on_the_demo(tmp_path: Path) -> None:
+def test_the_runbook_runs_on_the_demo(tmp_path: Path, pg_url: str) -> None:
     home = tmp_path / "home"
     script = ["set -euo pipefail", 'reingest() { python -m reingest_assets.cli "$@"; }']
     for i, body in enumerate(runbook_blocks()):
@@ -43,6 +43,9 @@ def test_the_runbook_runs_on_the_demo(tmp_path: Path) -> None:
         script += [f"echo '### block {i}'", f"echo '### block {i}' >&2", body]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REINGEST_", "DAGSTER_"))}
     env.update(
+        # The test's Postgres (as step 1 points at real stores) rather than an embedded server
+        # started and stopped by each command: quicker, and the same commands.
+        REINGEST_DATABASE_URL=pg_url,
         REINGEST_WORKERS="1",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
         PYTHONPATH=os.pathsep.join(p for p in sys.path if p),

@@ -9,6 +9,7 @@ Dagster step error) to text without secrets.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import psycopg
@@ -17,8 +18,6 @@ from dagster import build_resources
 
 from reingest_assets.domain.failures import ConfigurationError
 from reingest_assets.resources.redaction import redact
-from reingest_assets.resources.stores.weaviate import SchemaMismatchError, WeaviateStoreError
-from reingest_assets.resources.weaviate_connection import WeaviateUnavailableError
 from reingest_assets.settings import Settings, SettingsError
 from reingest_assets.stack import Stack
 
@@ -94,6 +93,15 @@ def _explain_one(error: BaseException, settings: Settings) -> str | None:
             "no AWS credentials for the S3 object store: set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY (or an AWS profile or instance role)."
         )
+    if isinstance(error, ConfigurationError):
+        return str(error)
+    # weaviate-client takes a second to import: its errors are looked at only when a Weaviate
+    # store was built, hence its modules loaded.
+    if "reingest_assets.resources.stores.weaviate" not in sys.modules:
+        return None
+    from reingest_assets.resources.stores.weaviate import SchemaMismatchError, WeaviateStoreError
+    from reingest_assets.resources.weaviate_connection import WeaviateUnavailableError
+
     if isinstance(error, SchemaMismatchError):
         return (
             f"{error}\nThe collection was created with another schema. Point the pipeline at "
@@ -102,7 +110,7 @@ def _explain_one(error: BaseException, settings: Settings) -> str | None:
         )
     if isinstance(error, WeaviateUnavailableError):
         return f"{error}\nSet {WEAVIATE_ENDPOINT} to a running Weaviate server."
-    if isinstance(error, WeaviateStoreError | ConfigurationError):
+    if isinstance(error, WeaviateStoreError):
         return str(error)
     return None
 

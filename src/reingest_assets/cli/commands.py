@@ -547,16 +547,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Per partition: Dagster's materialization state, and the registry and ledger's view."""
-    from dagster import DagsterInstance, build_resources
+    from dagster import AssetKey, DagsterInstance, build_resources
 
-    from reingest_assets.assets import PARTITIONS, document_chunks_v2
-    from reingest_assets.definitions import defs
+    from reingest_assets.dagster_resources import ReingestResource
     from reingest_assets.domain.chunker import CHUNKER_VERSION
+    from reingest_assets.partitions import PARTITIONS
 
     stack = _ready_stack(args, required=False)
     sources, dates = _selected(stack, args, required=False)
     keys = [partition_key(d, s) for d in dates for s in sources]
-    with build_resources({"reingest": (defs.resources or {})["reingest"]}) as resources:
+    # The resource alone, not the code location's definitions (assets, jobs, sensors): quicker.
+    resource = ReingestResource.from_settings(stack.settings)
+    with build_resources({"reingest": resource}) as resources:
         adapters = resources.reingest.adapters
         target = adapters.store.target
         embedder = adapters.embedder
@@ -574,7 +576,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
     with DagsterInstance.get() as instance:
         states = (
-            instance.get_status_by_partition(document_chunks_v2.key, keys, PARTITIONS) or {}
+            instance.get_status_by_partition(AssetKey("document_chunks_v2"), keys, PARTITIONS) or {}
             if keys
             else {}
         )
