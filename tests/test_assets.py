@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, TableMetadataValue, materialize
 from dagster._core.definitions.observe import observe  # not re-exported at the top level
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -41,7 +41,9 @@ def test_materialize_one_partition_records_metadata(
     )
     assert result.success
     meta = {
-        m.asset_key.path[-1]: {k: v.value for k, v in m.metadata.items()}
+        m.asset_key.path[-1]: {
+            k: v if isinstance(v, TableMetadataValue) else v.value for k, v in m.metadata.items()
+        }
         for m in (
             e.event_specific_data.materialization for e in result.get_asset_materialization_events()
         )
@@ -50,6 +52,12 @@ def test_materialize_one_partition_records_metadata(
     assert meta["document_chunks_v2"]["docs_written"] == 30
     assert meta["document_chunks_v2"]["chunks_written"] == len(store_snapshot(pg_url))
     assert meta["document_chunks_v2"]["docs_per_minute"] > 0
+    # Figures by stage show as tables in the UI, not JSON blobs.
+    stages = meta["document_chunks_v2"]["stage_seconds"]
+    assert isinstance(stages, TableMetadataValue)
+    assert [c.name for c in stages.schema.columns] == ["stage", "seconds"]
+    assert "store" in {r.data["stage"] for r in stages.records}
+    assert isinstance(meta["document_chunks_v2"]["failures_by_stage"], TableMetadataValue)
 
 
 def test_single_run_over_a_date_range_walks_every_partition(

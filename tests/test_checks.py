@@ -10,13 +10,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from dagster import AssetSelection, DagsterInstance, materialize
+from dagster import AssetSelection, DagsterInstance, TableMetadataValue, materialize
 
 from reingest_assets.assets import document_chunks_v2, normalized_documents
 from reingest_assets.checks import document_chunks_v2_validation
 from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.engine.runner import Partition
 from reingest_assets.engine.validation import _Reservoir, validate_partition
+from reingest_assets.metadata import plain
 from reingest_assets.resources.local_store import LocalObjectStore
 from reingest_assets.resources.registry import LedgerEntry, Registry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
@@ -93,7 +94,8 @@ def test_chunks_deleted_behind_the_pipeline_fail_completeness_with_the_offenders
     checks = evaluations(result)
     completeness = checks["completeness"]
     assert not completeness.passed and completeness.severity.value == "ERROR"
-    offenders = completeness.metadata["offenders"].value
+    assert isinstance(completeness.metadata["offenders"], TableMetadataValue)
+    offenders = plain(completeness.metadata["offenders"])
     assert sorted(offenders["documents_missing_chunks"]) == ["pubmed:12", "pubmed:7"]
     assert completeness.metadata["documents_missing_chunks"].value == 2
     assert checks["token_bounds"].passed and checks["uuid_determinism"].passed

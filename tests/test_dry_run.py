@@ -11,6 +11,7 @@ from dagster import DagsterInstance, materialize
 
 from reingest_assets.assets import document_chunks_v2, normalized_documents
 from reingest_assets.dagster_resources import ReingestResource
+from reingest_assets.metadata import plain
 from support.modes import failures, ledger, make_corpus, make_resource
 from support.pipeline import record, store_snapshot
 
@@ -32,7 +33,7 @@ def dry_run(reingest: ReingestResource, instance: DagsterInstance) -> dict[str, 
         e.event_specific_data.asset_observation for e in result.get_asset_observation_events()
     ]
     assert obs.partition == KEY
-    return {k: v.value for k, v in obs.metadata.items()}
+    return {k: plain(v) for k, v in obs.metadata.items()}
 
 
 def test_dry_run_plans_adds_updates_skips_and_deletes_without_writing(

@@ -35,6 +35,7 @@ from reingest_assets.engine.runner import (
     heap_frozen,
     normalize_partitions,
 )
+from reingest_assets.metadata import figures_table, samples_table
 from reingest_assets.partitions import LOAD_SETTINGS, PARTITIONS
 
 GROUP = "reingest"
@@ -121,8 +122,10 @@ def _metadata(r: StageReport) -> dict[str, Any]:
         "chunks_deleted": r.chunks_deleted,
         "docs_per_minute": MetadataValue.float(round(r.docs_per_minute, 1)),
         "duration_s": MetadataValue.float(round(r.seconds, 3)),
-        "stage_seconds": MetadataValue.json({k: round(v, 3) for k, v in r.stage_seconds.items()}),
-        "failures_by_stage": MetadataValue.json(dict(r.failures_by_stage)),
+        "stage_seconds": figures_table(
+            {k: round(v, 3) for k, v in r.stage_seconds.items()}, "stage", "seconds"
+        ),
+        "failures_by_stage": figures_table(dict(r.failures_by_stage), "stage", "failures"),
     }
 
 
@@ -247,8 +250,8 @@ def _log_plan(context: AssetExecutionContext, plan: PartitionPlan) -> None:
             metadata={
                 "dry_run": True,
                 **summary,
-                "failures_by_stage": MetadataValue.json(failures),
-                "samples": MetadataValue.json(samples),
+                "failures_by_stage": figures_table(failures, "stage", "failures"),
+                "samples": samples_table(samples, "uid"),
             },
             tags={"reingest/mode": "dry-run"},
         )

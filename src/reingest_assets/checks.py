@@ -30,7 +30,6 @@ from dagster import (
     AssetCheckKey,
     AssetCheckSeverity,
     AssetCheckSpec,
-    MetadataValue,
     multi_asset_check,
 )
 
@@ -44,6 +43,7 @@ from reingest_assets.engine.validation import (
     validate_partition,
     validate_run,
 )
+from reingest_assets.metadata import samples_table
 from reingest_assets.partitions import PARTITIONS
 
 CHECK_SPECS = [
@@ -72,7 +72,7 @@ def _evaluation(partition: str, outcome: CheckOutcome) -> AssetCheckEvaluation:
         partition=partition,
         metadata={
             **outcome.counts,
-            "offenders": MetadataValue.json(outcome.samples),
+            "offenders": samples_table(outcome.samples, "id"),
         },
     )
 

@@ -21,7 +21,6 @@ from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.engine.cutover import CutoverReport, cutover
 from reingest_assets.engine.rollback import rollback
 from reingest_assets.engine.runner import Partition, Pipeline
-from reingest_assets.partitions import PARTITIONS
 from reingest_assets.resources.stores.weaviate import (
     WeaviateChunkStore,
     WeaviateStoreError,
@@ -34,7 +33,6 @@ CHAIN = AssetSelection.assets(normalized_documents, document_chunks_v2)
 reingest_job = define_asset_job(
     "reingest_job",
     selection=CHAIN,
-    partitions_def=PARTITIONS,
     description="Normalize and chunk the selected partitions into DocumentChunk_v2, then "
     "validate them (blocking asset checks).",
 )
@@ -42,7 +40,6 @@ reingest_job = define_asset_job(
 repair_job = define_asset_job(
     "repair_job",
     selection=CHAIN.without_checks(),
-    partitions_def=PARTITIONS,
     description="Re-run the chain for the failed documents of one partition (run config "
     "``uids``); launched by repair_sensor. No validation: a repair of k documents costs O(k).",
     tags={"reingest/mode": "repair"},
@@ -51,7 +48,6 @@ repair_job = define_asset_job(
 validate_job = define_asset_job(
     "validate_job",
     selection=AssetSelection.checks_for_assets(document_chunks_v2),
-    partitions_def=PARTITIONS,
     description="The validation checks of DocumentChunk_v2 alone, for the selected partitions. "
     "Writes nothing.",
     tags={"reingest/mode": "validate"},
@@ -60,7 +56,6 @@ validate_job = define_asset_job(
 plan_job = define_asset_job(
     "plan_job",
     selection=AssetSelection.assets(document_chunks_v2).without_checks(),
-    partitions_def=PARTITIONS,
     config={"ops": {"document_chunks_v2": {"config": {"dry_run": True}}}},
     description="Dry run: what materializing the selected partitions would add, update, skip "
     "and delete, as observations of document_chunks_v2. Writes nothing.",

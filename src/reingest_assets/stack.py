@@ -119,6 +119,8 @@ def run_totals(results: list[Any]) -> dict[str, dict[str, Any]]:
     numbers (stage seconds) summed key by key. Every partition of a range run carries the
     run's totals as ``run_*`` (next to its own figures), so each run counts once, read here
     without the prefix; a one-partition run's figures are its totals."""
+    from reingest_assets.metadata import plain
+
     totals: dict[str, dict[str, Any]] = {}
     for result in results:
         seen: set[str] = set()
@@ -134,7 +136,7 @@ def run_totals(results: list[Any]) -> dict[str, dict[str, Any]]:
                 if ranged and not key.startswith("run_"):
                     continue
                 name = key.removeprefix("run_")
-                value = entry.value
+                value = plain(entry)
                 if isinstance(value, int | float):
                     asset_totals[name] = asset_totals.get(name, 0.0) + float(value)
                 elif isinstance(value, dict) and all(

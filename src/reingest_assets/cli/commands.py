@@ -287,6 +287,8 @@ def _report_full(summary: dict[str, Any], outcomes: list[RunOutcome], as_json: b
 
 def _dry_run(stack: Stack, args: argparse.Namespace) -> int:
     """``full --dry-run``: the plan of every selected partition; nothing is written."""
+    from reingest_assets.metadata import plain
+
     sources, dates = _selected(stack, args)
     config = {"force": args.force, "dry_run": True}
     results, outcomes = _execute(
@@ -302,7 +304,7 @@ def _dry_run(stack: Stack, args: argparse.Namespace) -> int:
         for event in result.get_asset_observation_events():
             obs = event.event_specific_data.asset_observation
             if "dry_run" in obs.metadata:
-                plans.append({k: v.value for k, v in obs.metadata.items() if k != "dry_run"})
+                plans.append({k: plain(v) for k, v in obs.metadata.items() if k != "dry_run"})
     plans.sort(key=lambda p: str(p["partition"]))
     counted = ("docs_in", "docs_add", "docs_update", "docs_skip", "docs_delete", "docs_fail")
     totals = {k: sum(int(p[k]) for p in plans) for k in (*counted, "chunks_write", "chunks_delete")}
@@ -333,7 +335,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report: dict[str, dict[str, Any]] = {}
     for result in results:
         for ev in result.get_asset_check_evaluations():
-            meta = {k: v.value for k, v in ev.metadata.items()}
+            meta = {k: plain(v) for k, v in ev.metadata.items()}
             report.setdefault(str(ev.partition), {})[ev.check_name] = {
                 "passed": ev.passed,
                 "severity": ev.severity.value,
