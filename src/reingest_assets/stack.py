@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -38,9 +38,8 @@ def prepare_stack(settings: Settings | None = None) -> Stack:
     os.environ["REINGEST_DAGSTER_STORAGE_URL"] = dagster_storage_url(url)
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    template = resources.files("reingest_assets").joinpath("dagster.yaml")
-    with resources.as_file(template) as path:
-        shutil.copyfile(path, home / "dagster.yaml")
+    template = resources.files("reingest_assets").joinpath("dagster.yaml").read_text()
+    (home / "dagster.yaml").write_text(template + _storage_section(settings, url))
     os.environ["DAGSTER_HOME"] = str(home)
     # A run over many partitions materializes each one: stored as one batch (one insert and
     # one index transaction per asset), not an event each. Runs launched by `reingest dev`'s
@@ -48,6 +47,40 @@ def prepare_stack(settings: Settings | None = None) -> Stack:
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
     os.environ.setdefault("REINGEST_HOME", str(settings.home))
     return Stack(settings, url)
+
+
+# Dagster's storage in the pipeline's database, added to the packaged dagster.yaml. The event
+# log keeps its connection open (reingest_assets.dagster_storage): a run over many partitions
+# stores several events per partition, and dagster-postgres would connect for each.
+STORAGE = """
+run_storage:
+  module: dagster_postgres.run_storage
+  class: PostgresRunStorage
+  config:
+    postgres_url:{url}
+event_log_storage:
+  module: reingest_assets.dagster_storage
+  class: PooledPostgresEventLogStorage
+  config:
+    postgres_url:{url}
+schedule_storage:
+  module: dagster_postgres.schedule_storage
+  class: PostgresScheduleStorage
+  config:
+    postgres_url:{url}
+"""
+
+
+def _storage_section(settings: Settings, url: str) -> str:
+    """Dagster's storage in the pipeline's database. The embedded server's URL (a socket
+    path, no password) is written out, so Dagster's own CLI reaches this instance while the
+    server runs (``DAGSTER_HOME=$REINGEST_HOME/dagster dagster job launch ...``); a configured
+    database's URL holds a secret and stays in the environment."""
+    if settings.database_url:
+        source = "\n      env: REINGEST_DAGSTER_STORAGE_URL"
+    else:
+        source = " " + json.dumps(dagster_storage_url(url))
+    return STORAGE.format(url=source)
 
 
 def dagster_storage_url(url: str) -> str:
