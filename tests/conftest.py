@@ -98,3 +98,12 @@ def fake(target: WeaviateTarget) -> Iterator[FakeWeaviate]:
     target.fake.calls.clear()
     yield target.fake
     target.fake.faults = Faults()
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A directory the embedded server's system user can enter (not under pytest's tmp_path,
+    see conftest.pg_server)."""
+    path = Path(tempfile.mkdtemp(prefix="reingest-test-proc-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

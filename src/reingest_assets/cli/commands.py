@@ -8,12 +8,14 @@ failed; an argument or setting it cannot work with is a :class:`UsageError` (exi
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -664,16 +666,52 @@ def cmd_dev(args: argparse.Namespace) -> int:
         "-p",
         str(args.port),
     ]
-    dagster_dev = subprocess.Popen(cmd, env=os.environ.copy())
-    # SIGTERM would end this process at once: dagster dev would never hear of it and the embedded
-    # Postgres would keep this process's handle, so it never stops. Pass it on instead.
-    signal.signal(signal.SIGTERM, lambda signum, _frame: dagster_dev.send_signal(signum))
-    while True:
+    code = _run_until_stopped(cmd)
+    # Every process this command started is gone. What is left is tearing the interpreter
+    # down, seconds of it with Dagster's modules loaded: run the exit hooks (they stop the
+    # embedded Postgres) and leave, so the command ends within 10 s of a signal.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
+# Seconds dagster dev gets to stop its webserver, daemon and code servers after a signal; what is
+# left of its process group then is killed, so the command ends within 10 s.
+DEV_GRACE_SECONDS = 7.0
+
+
+def _run_until_stopped(cmd: list[str]) -> int:
+    """Run ``cmd`` (dagster dev) in its own process group until it exits or this process gets
+    SIGINT, SIGTERM or SIGHUP: then pass SIGINT on (dagster dev's shutdown signal), and after
+    ``DEV_GRACE_SECONDS`` kill whatever of the group is left (code servers, run workers). Every
+    child is gone when this returns, so the embedded Postgres stops as this process exits."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    # Handlers (not "ignore", which a background job inherits for SIGINT): the child starts
+    # with the default disposition, so dagster dev turns SIGINT into its shutdown.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    dagster_dev = subprocess.Popen(cmd, env=os.environ.copy(), start_new_session=True)
+    try:
+        while dagster_dev.poll() is None and not stop.wait(0.5):
+            pass
+    finally:
+        if dagster_dev.poll() is None:
+            os.killpg(dagster_dev.pid, signal.SIGINT)
+            try:
+                dagster_dev.wait(DEV_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
         try:
-            return dagster_dev.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C reached dagster dev too: wait while it shuts its webserver and daemon down.
-            continue
+            os.killpg(dagster_dev.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the whole group is gone already
+        dagster_dev.wait()
+    return 0 if stop.is_set() else dagster_dev.returncode
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

