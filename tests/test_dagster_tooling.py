@@ -84,9 +84,11 @@ def test_asset_materialize_from_the_root_on_the_embedded_default(scratch: Path) 
         "2026-11-03|pubmed",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "migrations applied" in proc.stdout + proc.stderr  # the writing step migrated the embedded database
+    assert (
+        "migrations applied" in proc.stdout + proc.stderr
+    )  # the writing step migrated the embedded database
     assert (root / ".reingest" / "pg").is_dir()
-    assert postmaster(root / ".reingest" / "pg") is None  # and it stopped with the command
+    assert postmaster(root / ".reingest" / "pg") is None
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -702,14 +703,10 @@ def _run_until_stopped(cmd: list[str]) -> int:
     finally:
         if dagster_dev.poll() is None:
             os.killpg(dagster_dev.pid, signal.SIGINT)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 dagster_dev.wait(DEV_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError):  # the whole group may be gone already
             os.killpg(dagster_dev.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # the whole group is gone already
         dagster_dev.wait()
     return 0 if stop.is_set() else dagster_dev.returncode
 
