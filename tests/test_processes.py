@@ -109,7 +109,7 @@ def test_reingest_dev_stops_within_10_s_with_every_child_and_the_database(
                 capture_output=True,
                 timeout=240,
             )
-            storage = instance_yaml["storage"]["postgres"]["postgres_url"]
+            storage = instance_yaml["run_storage"]["config"]["postgres_url"]
             assert run_status(storage, run_id) == "SUCCESS"
         children = psutil.Process(dev.pid).children(recursive=True)
         server = postmaster(home / "pg")

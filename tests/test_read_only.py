@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from dagster import build_sensor_context
+from dagster import DagsterInstance, build_sensor_context
 
 from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.preflight import check_stack
@@ -111,7 +111,10 @@ def test_read_only_commands_change_no_table_index_or_row(
         )
     before = catalog(pg_url)
     resource = ReingestResource.from_settings(settings)
-    with build_sensor_context(resources={"reingest": resource}) as context:
+    with (
+        DagsterInstance.ephemeral() as instance,
+        build_sensor_context(resources={"reingest": resource}, instance=instance) as context,
+    ):
         result = repair_sensor(context)
     assert result.run_requests, "the tick saw the failure"
     assert catalog(pg_url) == before, "repair sensor tick"
