@@ -332,6 +332,8 @@ def _dry_run(stack: Stack, args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Run the validation checks alone over the selected partitions; writes nothing."""
+    from reingest_assets.metadata import plain
+
     stack = _ready_stack(args)
     sources, dates = _selected(stack, args)
     results, outcomes = _execute(stack, "validate_job", args, sources=sources, dates=dates)
