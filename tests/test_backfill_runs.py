@@ -32,7 +32,7 @@ from reingest_assets.engine.runner import (
 )
 from reingest_assets.resources.registry import Registry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
-from reingest_assets.stack import dagster_storage_url
+from reingest_assets.stack import STORAGE, dagster_storage_url
 from reingest_assets.synthetic import generate_corpus
 from support.s3 import moto_s3_server, s3_client, s3_store
 from test_ui_e2e import (
@@ -181,8 +181,11 @@ def test_a_backfill_runs_as_runs_of_five_two_at_a_time_each_partition_once() -> 
     dagster_home.mkdir()
     instance_yaml = resources.files("reingest_assets").joinpath("dagster.yaml").read_text()
     assert "max_concurrent_runs: 4" in instance_yaml
+    # Dagster's storage in the pipeline's database, as `reingest dev` writes it: the CLI's
+    # backfill below and the run-overlap query read the same instance.
     (dagster_home / "dagster.yaml").write_text(
         instance_yaml.replace("max_concurrent_runs: 4", f"max_concurrent_runs: {RUNS_AT_ONCE}")
+        + STORAGE.format(url="\n      env: REINGEST_DAGSTER_STORAGE_URL")
     )
     try:
         with moto_s3_server() as endpoint:

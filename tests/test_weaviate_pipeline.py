@@ -498,7 +498,8 @@ def test_cli_full_with_text2vec_openai_and_no_key_fails_with_one_message(
         timeout=300,
     )
     assert proc.returncode != 0
-    error = json.loads(proc.stdout.strip().splitlines()[-1])["error"]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    (error,) = [run["error"] for run in report["runs"] if run["error"]]
     assert "REINGEST_OPENAI_API_KEY" in error and "no api key found" in error
     assert "Traceback" not in proc.stderr
     assert failures(pg_url) == []
