@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -32,7 +31,7 @@ from reingest_assets.engine.runner import (
 )
 from reingest_assets.resources.registry import Registry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
-from reingest_assets.stack import STORAGE, dagster_storage_url
+from reingest_assets.stack import STORAGE, dagster_storage_url, register_records
 from reingest_assets.synthetic import generate_corpus
 from support.s3 import moto_s3_server, s3_client, s3_store
 from test_ui_e2e import (
@@ -56,33 +55,12 @@ BACKFILL_TIMEOUT_S = 600  # four runs, two at a time, on a shared 2-core machine
 
 def _register(database_url: str, endpoint: str, first_day: datetime) -> None:
     """The synthetic corpus (a few malformed records) in S3 and the registry."""
-    registry = Registry(database_url)
-    registry.migrate()
-    objects = s3_store(endpoint, BUCKET)
-
-    def rows() -> Iterator[tuple[Any, ...]]:
-        for rec in generate_corpus(
-            DOCS, start_date=first_day.date(), days=DAYS, seed=3, malformed_rate=0.03
-        ):
-            uri = f"s3://{BUCKET}/{rec.key}"
-            objects.put(uri, rec.data)
-            stamp = datetime.fromisoformat(rec.ingest_date).replace(hour=12, tzinfo=UTC)
-            yield (
-                rec.uid,
-                rec.source,
-                rec.source_id,
-                rec.title,
-                rec.published_at,
-                uri,
-                rec.content_hash,
-                stamp,
-                stamp,
-            )
-
-    try:
-        registry.upsert_documents(rows())
-    finally:
-        registry.close()
+    register_records(
+        Registry(database_url),
+        s3_store(endpoint, BUCKET),
+        BUCKET,
+        generate_corpus(DOCS, start_date=first_day.date(), days=DAYS, seed=3, malformed_rate=0.03),
+    )
     store = PgVectorChunkStore(database_url)
     store.ensure_schema()
     store.close()

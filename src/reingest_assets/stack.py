@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reingest_assets.domain.partition import partition_key
 from reingest_assets.resources.embedded_pg import embedded_postgres_url
 from reingest_assets.settings import Settings
+
+if TYPE_CHECKING:
+    from reingest_assets.resources.object_store import ObjectStore
+    from reingest_assets.resources.registry import Registry
+    from reingest_assets.synthetic import SyntheticRecord
 
 EVENT_BATCH_SIZE = 1000
 
@@ -198,20 +203,32 @@ def load_synthetic_corpus(
     from reingest_assets.synthetic import generate_corpus
 
     settings = stack.settings
-    objects = LocalObjectStore(settings.objects_dir, bucket=settings.bucket)
-    registry = Registry(stack.database_url)
+    records = generate_corpus(
+        docs,
+        sources=settings.sources,
+        start_date=first_day,
+        days=days,
+        seed=seed,
+        malformed_rate=malformed_rate,
+    )
+    return register_records(
+        Registry(stack.database_url),
+        LocalObjectStore(settings.objects_dir, bucket=settings.bucket),
+        settings.bucket,
+        records,
+    )
+
+
+def register_records(
+    registry: Registry, objects: ObjectStore, bucket: str, records: Iterable[SyntheticRecord]
+) -> int:
+    """Put each record's object into ``bucket`` and register it, as the existing service
+    would (``updated_at`` at noon of its ingest day); closes the registry. Streams."""
     registry.migrate()
 
     def rows() -> Iterator[tuple[Any, ...]]:
-        for rec in generate_corpus(
-            docs,
-            sources=settings.sources,
-            start_date=first_day,
-            days=days,
-            seed=seed,
-            malformed_rate=malformed_rate,
-        ):
-            uri = f"s3://{settings.bucket}/{rec.key}"
+        for rec in records:
+            uri = f"s3://{bucket}/{rec.key}"
             objects.put(uri, rec.data)
             stamp = datetime.fromisoformat(rec.ingest_date).replace(hour=12, tzinfo=UTC)
             yield (
