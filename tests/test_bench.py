@@ -1,5 +1,5 @@
-"""``reingest bench --json`` end to end on a tiny corpus: the report names its tokenizer and
-what a partition costs."""
+"""``reingest bench --json`` end to end on a tiny corpus: the report names its tokenizer, what a
+partition costs and its database server's memory."""
 
 from __future__ import annotations
 
@@ -28,3 +28,5 @@ def test_bench_json_names_the_tokenizer(tmp_path: Path) -> None:
     assert report["tokenizer"].startswith("tiktoken ")
     assert report["docs"] == 40 and report["full"]["docs_written"] == 40
     assert report["partitions"] == 2 and report["partition_overhead_ms"] > 0
+    # The bench's own database server was found and measured.
+    assert report["db_peak_pss_mb"] > 0

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -26,16 +27,25 @@ from reingest_assets.stack import run_totals
 
 class PeakMemory:
     """Samples the resident memory of this process and its children (the worker pool), and
-    separately of the database server's processes, every ``interval`` seconds.
+    separately of one database server (``db_dir``: its data directory), every ``interval``
+    seconds.
+
+    The server is measured as proportional set size: its backends map the same shared buffers,
+    so their RSS added up counts those pages once per backend (it read ~3 GB for a server whose
+    real footprint was a fraction of that). Only the server whose data directory is ``db_dir``
+    counts, not every ``postgres`` process on the machine.
 
     Finding the processes scans all of /proc, so it is done every ``rescan`` seconds only (pool
-    workers and server backends live for a run); reading a known process's RSS is cheap. A
+    workers and server backends live for a run); reading a known process's memory is cheap. A
     sampler that rescanned every time cost the measured process over a tenth of a core.
     """
 
-    def __init__(self, interval: float = 0.2, rescan: float = 2.0) -> None:
+    def __init__(
+        self, interval: float = 0.2, rescan: float = 2.0, db_dir: Path | None = None
+    ) -> None:
         self.interval = interval
         self.rescan = rescan
+        self.db_dir = str(db_dir.resolve()) if db_dir else None
         self.peak_tree = 0
         self.peak_db = 0
         self._stop = threading.Event()
@@ -57,18 +67,29 @@ class PeakMemory:
         while not self._stop.is_set():
             if time.monotonic() - scanned >= self.rescan:
                 tree = [me, *me.children(recursive=True)]
-                db = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+                db = self._server_processes()
                 scanned = time.monotonic()
-            self.peak_tree = max(self.peak_tree, _rss(tree))
-            self.peak_db = max(self.peak_db, _rss(db))
+            self.peak_tree = max(self.peak_tree, _memory(tree, lambda p: p.memory_info().rss))
+            self.peak_db = max(self.peak_db, _memory(db, lambda p: p.memory_full_info().pss))
             self._stop.wait(self.interval)
 
+    def _server_processes(self) -> list[psutil.Process]:
+        if self.db_dir is None:
+            return []
+        for p in psutil.process_iter(["name", "cmdline"]):
+            if p.info["name"] == "postgres" and self.db_dir in (p.info["cmdline"] or []):
+                try:
+                    return [p, *p.children()]
+                except psutil.Error:
+                    return []
+        return []
 
-def _rss(processes: list[psutil.Process]) -> int:
+
+def _memory(processes: list[psutil.Process], measure: Callable[[psutil.Process], int]) -> int:
     total = 0
     for p in processes:
         try:
-            total += p.memory_info().rss
+            total += measure(p)
         except psutil.Error:
             continue
     return total
@@ -82,7 +103,7 @@ class BenchResult:
     full: dict[str, Any]
     noop: dict[str, Any]
     peak_rss_mb: float
-    db_peak_rss_mb: float
+    db_peak_pss_mb: float
     generate_seconds: float
     pgvector_fulltext: bool
     tokenizer: str
@@ -104,7 +125,7 @@ class BenchResult:
             "full_chunks_per_second": round(self.chunks / self.full["seconds"], 1),
             "noop_docs_per_minute": self.noop["docs_per_minute"],
             "peak_rss_mb": round(self.peak_rss_mb, 1),
-            "db_peak_rss_mb": round(self.db_peak_rss_mb, 1),
+            "db_peak_pss_mb": round(self.db_peak_pss_mb, 1),
             "generate_seconds": round(self.generate_seconds, 1),
             "pgvector_fulltext": self.pgvector_fulltext,
             "tokenizer": self.tokenizer,
@@ -158,7 +179,7 @@ def run_benchmark(
             summary["step_seconds"] = _step_seconds(results)
             return summary
 
-        with PeakMemory() as memory:
+        with PeakMemory(db_dir=stack.settings.pg_dir) as memory:
             full = run()
             noop = run()
         return BenchResult(
@@ -168,7 +189,7 @@ def run_benchmark(
             full=full,
             noop=noop,
             peak_rss_mb=memory.peak_tree / 2**20,
-            db_peak_rss_mb=memory.peak_db / 2**20,
+            db_peak_pss_mb=memory.peak_db / 2**20,
             generate_seconds=generate_seconds,
             pgvector_fulltext=stack.settings.pgvector_fulltext,
             tokenizer=tokenizer_name(),

@@ -738,7 +738,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "full_chunks_per_second",
             "noop_docs_per_minute",
             "peak_rss_mb",
-            "db_peak_rss_mb",
+            "db_peak_pss_mb",
             "generate_seconds",
         ):
             print(f"{key:<24}{result[key]:,}")
