@@ -19,6 +19,7 @@ from reingest_assets.engine.runner import Pipeline
 from reingest_assets.resources.embedded_pg import embedded_postgres_url
 from support.modes import make_corpus, make_resource
 from support.pipeline import Corpus, make_pipeline
+from support.processes import stop_orphaned_test_servers
 from support.weaviate_target import WeaviateTarget, weaviate_target
 from weaviate_server import FakeWeaviate, Faults
 
@@ -28,6 +29,11 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def with_database(url: str, dbname: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{dbname}"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Servers a killed session left running (its exit hooks never ran) stop here."""
+    stop_orphaned_test_servers(Path(tempfile.gettempdir()))
 
 
 @pytest.fixture(scope="session")

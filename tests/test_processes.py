@@ -1,6 +1,7 @@
 """Servers we start stop with us: ``reingest dev`` ends within 10 s of SIGTERM or Ctrl-C with
 every child and the embedded Postgres gone, and a command killed before it could detach (kill -9)
-leaves a server the next command adopts and stops."""
+leaves a server the next command adopts and stops; a killed test session's server is stopped
+when the next session starts."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from support.processes import (
     gone_within,
     postmaster,
     running,
+    stop_orphaned_test_servers,
     wait_for_webserver,
 )
 
@@ -48,6 +50,33 @@ def test_a_killed_commands_embedded_server_is_adopted_and_stopped(scratch: Path)
         [sys.executable, "-c", ATTACH, str(pg_dir), "0"], env=clean_env(), check=True, timeout=120
     )
     assert gone_within([server], 10) == []
+
+
+def test_a_killed_test_sessions_server_is_stopped_when_the_next_session_starts(
+    scratch: Path,
+) -> None:
+    def attach(pg_dir: Path) -> tuple[subprocess.Popen[str], psutil.Process]:
+        command = [sys.executable, "-c", ATTACH, str(pg_dir), "600"]
+        owner = subprocess.Popen(command, env=clean_env(), stdout=subprocess.PIPE, text=True)
+        assert owner.stdout is not None and owner.stdout.readline().strip() == "attached"
+        server = postmaster(pg_dir)
+        assert server is not None
+        return owner, server
+
+    killed, orphan = attach(scratch / "killed")
+    live, in_use = attach(scratch / "live")
+    try:
+        killed.kill()
+        killed.wait()
+
+        assert stop_orphaned_test_servers(scratch) == [(scratch / "killed").resolve()]
+        assert gone_within([orphan], 10) == []
+        assert running(in_use)
+    finally:
+        live.kill()
+        live.wait()
+        stop_orphaned_test_servers(scratch)
+    assert gone_within([in_use], 10) == []
 
 
 def run_status(storage_url: str, run_id: str, timeout: float = 240) -> str:

