@@ -29,7 +29,7 @@ from reingest_assets.engine.runner import (
     chunk_partitions,
     normalize_partitions,
 )
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 from reingest_assets.stack import STORAGE, dagster_storage_url, register_records
 from reingest_assets.synthetic import generate_corpus
@@ -56,7 +56,7 @@ BACKFILL_TIMEOUT_S = 600  # four runs, two at a time, on a shared 2-core machine
 def _register(database_url: str, endpoint: str, first_day: datetime) -> None:
     """The synthetic corpus (a few malformed records) in S3 and the registry."""
     register_records(
-        Registry(database_url),
+        PostgresRegistry(database_url),
         s3_store(endpoint, BUCKET),
         BUCKET,
         generate_corpus(DOCS, start_date=first_day.date(), days=DAYS, seed=3, malformed_rate=0.03),
@@ -95,7 +95,7 @@ def _in_process_reference(server_url: str, endpoint: str, first_day: datetime) -
     url = with_database(server_url, "reference")
     _register(url, endpoint, first_day)
     pipeline = Pipeline(
-        registry=Registry(url),
+        registry=PostgresRegistry(url),
         objects=s3_store(endpoint, BUCKET),
         store=PgVectorChunkStore(url),
         run_id="reference",

@@ -19,7 +19,8 @@ from reingest_assets.engine.runner import Partition
 from reingest_assets.engine.validation import _Reservoir, validate_partition
 from reingest_assets.metadata import plain
 from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.registry import LedgerEntry, Registry
+from reingest_assets.resources.registry import LedgerEntry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 from support.modes import make_corpus, make_resource
 from support.pipeline import Corpus, record, store_snapshot
@@ -133,7 +134,7 @@ def test_orphan_and_malformed_chunks_are_named(pg_url: str, tmp_path: Path) -> N
             "UPDATE reingest.document_chunk_v2 SET text = ' '"
             " WHERE parent_uid = 'pubmed:4' AND (meta->>'chunk_index')::int = 1"
         )
-    registry = Registry(pg_url)
+    registry = PostgresRegistry(pg_url)
     store = PgVectorChunkStore(pg_url)
     report = validate_partition(
         registry,
@@ -196,7 +197,7 @@ def test_a_runs_checks_cover_every_chunk_id_it_wrote_and_the_content_of_a_sample
 
     def checks(content_sample: int) -> dict[str, Any]:
         report = validate_partition(
-            Registry(pg_url),
+            PostgresRegistry(pg_url),
             PgVectorChunkStore(pg_url),
             LocalObjectStore(tmp_path / "objects"),
             Partition.from_key(KEY),

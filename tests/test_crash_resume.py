@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 from support.faults import (
     expected_chunks,
@@ -85,7 +85,7 @@ def count(url: str, sql: str) -> int:
 def test_sigkill_mid_partition_then_rerun_loses_and_duplicates_nothing() -> None:
     objects = Path(tempfile.mkdtemp(prefix="reingest-crash-objects-"))
     with own_postgres() as pg:
-        registry = Registry(pg.url)
+        registry = PostgresRegistry(pg.url)
         registry.migrate()
         PgVectorChunkStore(pg.url).ensure_schema()
         records = register_corpus(registry, LocalObjectStore(objects), DOCS)

@@ -33,7 +33,7 @@ from reingest_assets.domain.failures import (
 from reingest_assets.engine.runner import normalize_partition
 from reingest_assets.preflight import explain
 from reingest_assets.resources.pg import pg_error_kind
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.s3_store import s3_error_kind
 from reingest_assets.resources.stores.weaviate import weaviate_error_kind
 from reingest_assets.settings import Settings
@@ -213,7 +213,7 @@ def test_pg_error_kind(error: Exception, kind: str | None) -> None:
 
 
 def test_a_missing_database_is_a_configuration_error_at_once(pg_server: str) -> None:
-    registry = Registry(with_database(pg_server, f"absent_{uuid.uuid4().hex[:8]}"))
+    registry = PostgresRegistry(with_database(pg_server, f"absent_{uuid.uuid4().hex[:8]}"))
     started = time.monotonic()
     with pytest.raises(ConfigurationError) as caught:
         registry.migrate()
@@ -224,7 +224,7 @@ def test_a_missing_database_is_a_configuration_error_at_once(pg_server: str) -> 
 
 
 def test_an_unmigrated_database_is_a_configuration_error(pg_url: str) -> None:
-    registry = Registry(pg_url)
+    registry = PostgresRegistry(pg_url)
     with pytest.raises(ConfigurationError) as caught:
         registry.partition_summary(PART.source, PART.ingest_date)
     assert caught.value.setting == "REINGEST_DATABASE_URL"

@@ -10,23 +10,23 @@ from hypothesis import strategies as st
 
 from reingest_assets.domain.failures import Failure
 from reingest_assets.resources.pg import text_array
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 
 
 def test_migrations_apply_once_even_when_two_runs_start_at_once(pg_url: str) -> None:
-    registries = [Registry(pg_url) for _ in range(4)]
+    registries = [PostgresRegistry(pg_url) for _ in range(4)]
     with ThreadPoolExecutor(4) as pool:
         applied = list(pool.map(lambda r: r.migrate(), registries))
     assert sorted(len(a) for a in applied)[-1] >= 1
     assert sum(len(a) for a in applied) == len(max(applied, key=len))  # each applied exactly once
-    assert Registry(pg_url).migrate() == []
+    assert PostgresRegistry(pg_url).migrate() == []
 
 
 def _failure(uid: str, stage: str = "parse") -> Failure:
     return Failure(uid, "pubmed", "2026-11-03", stage, "data", "ValueError", "bad", "h1")  # type: ignore[arg-type]
 
 
-def _attempts(registry: Registry, uid: str) -> tuple[int, int, bool]:
+def _attempts(registry: PostgresRegistry, uid: str) -> tuple[int, int, bool]:
     row = registry.conn.execute(
         "SELECT attempts, repair_attempts, permanent FROM reingest.ingestion_failures"
         " WHERE uid = %s AND resolved_at IS NULL",
@@ -37,7 +37,7 @@ def _attempts(registry: Registry, uid: str) -> tuple[int, int, bool]:
 
 
 def test_only_repairs_count_towards_the_attempt_limit(pg_url: str) -> None:
-    registry = Registry(pg_url)
+    registry = PostgresRegistry(pg_url)
     registry.migrate()
     for _ in range(5):  # the first run, then forced or plain re-runs failing it again
         registry.record_failures([_failure("pubmed:1")], run_id="r", max_attempts=3)
@@ -52,7 +52,7 @@ def test_only_repairs_count_towards_the_attempt_limit(pg_url: str) -> None:
 
 
 def test_writing_a_document_resolves_its_open_failure(pg_url: str) -> None:
-    registry = Registry(pg_url)
+    registry = PostgresRegistry(pg_url)
     registry.migrate()
     registry.record_failures([_failure("pubmed:2", "store")], run_id="r1", max_attempts=3)
     registry.record_written(

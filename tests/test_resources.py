@@ -12,7 +12,7 @@ from dagster import materialize
 from reingest_assets.assets import document_chunks_v2, normalized_documents
 from reingest_assets.checks import document_chunks_v2_validation
 from reingest_assets.dagster_resources import ReingestResource
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 from reingest_assets.settings import Settings, SettingsError
 from support.modes import make_corpus, make_resource
@@ -75,7 +75,7 @@ def test_adapters_open_once_per_run_and_close_once(
         monkeypatch.setattr(cls, "__init__", counted_init)
         monkeypatch.setattr(cls, "close", counted_close)
 
-    counted(Registry, "registry")
+    counted(PostgresRegistry, "registry")
     counted(PgVectorChunkStore, "store")
     result = materialize(
         [normalized_documents, document_chunks_v2, document_chunks_v2_validation],

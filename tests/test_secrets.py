@@ -17,7 +17,7 @@ from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.resources.local_store import LocalObjectStore
 from reingest_assets.resources.pg import PgClient
 from reingest_assets.resources.redaction import redact
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.settings import Settings
 from support.pipeline import Corpus, record
 
@@ -65,7 +65,7 @@ def test_materialize_with_secrets_in_env_shows_none_of_them(
     url = pg_url.replace("postgres:@", f"postgres:{DB_PASSWORD}@")  # trust auth ignores it
     assert DB_PASSWORD in url
     defs = secrets_env(monkeypatch, tmp_path, url)
-    registry = Registry(url)
+    registry = PostgresRegistry(url)
     registry.migrate()
     corpus = Corpus(registry, LocalObjectStore(tmp_path / "objects"))
     for pmid in range(1, 11):
@@ -107,7 +107,7 @@ def test_database_errors_never_show_the_password(
 ) -> None:
     monkeypatch.setattr(PgClient, "attempts", 2)  # one retry (and its log line) is enough
     with pytest.raises(Exception) as caught:
-        Registry(database_url).migrate()
+        PostgresRegistry(database_url).migrate()
     error = "".join(traceback.format_exception(caught.value))
     assert shown in error
     assert_no_secret(error)

@@ -29,7 +29,7 @@ from reingest_assets.engine.cutover import CutoverReport, cutover
 from reingest_assets.engine.runner import Partition, Pipeline, chunk_partition, normalize_partition
 from reingest_assets.jobs import cutover_job, rollback_job
 from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores.weaviate import (
     WeaviateChunkStore,
     alias_target,
@@ -86,7 +86,7 @@ def make_store(target: WeaviateTarget, names: list[str]) -> Iterator[MakeStore]:
 
 
 def make_pipeline(pg_url: str, root: Path, store: WeaviateChunkStore, run_id: str) -> Pipeline:
-    registry = Registry(pg_url)
+    registry = PostgresRegistry(pg_url)
     registry.migrate()
     return Pipeline(
         registry=registry,
@@ -324,8 +324,8 @@ def test_cutover_promotes_only_a_collection_whose_partitions_all_validate(
     assert through_alias.total_count == green.count()
 
 
-def make_registry(pg_url: str) -> Registry:
-    registry = Registry(pg_url)
+def make_registry(pg_url: str) -> PostgresRegistry:
+    registry = PostgresRegistry(pg_url)
     registry.migrate()
     return registry
 

@@ -25,7 +25,7 @@ from reingest_assets.resources.embedded_pg import embedded_postgres_url
 from reingest_assets.resources.embedders import Embedder
 from reingest_assets.resources.object_store import ObjectStore
 from reingest_assets.resources.partition_locks import PartitionLocks
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores import COLLECTION, ChunkStore
 from reingest_assets.settings import EmbedderKind, ObjectStoreKind, Settings, StoreKind, Vectorizer
 
@@ -180,8 +180,8 @@ class Adapters:
         return self._resource.postgres.resolved_url()
 
     @cached_property
-    def registry(self) -> Registry:
-        return Registry(self.database_url)
+    def registry(self) -> PostgresRegistry:
+        return PostgresRegistry(self.database_url)
 
     @cached_property
     def objects(self) -> ObjectStore:

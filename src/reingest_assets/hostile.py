@@ -30,7 +30,8 @@ import orjson
 
 from reingest_assets.domain.failures import Kind, Stage
 from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry import DocumentRegistry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 
 FIRST_PMID = 90_000_000
 WORDS = "gene expression was measured in airway epithelium of patients with asthma "
@@ -185,7 +186,7 @@ def hostile_cases(first_pmid: int = FIRST_PMID) -> list[tuple[int, HostileCase]]
 
 def plant(
     cases: list[tuple[int, HostileCase]],
-    registry: Registry,
+    registry: DocumentRegistry,
     objects: LocalObjectStore,
     day: str,
 ) -> dict[str, HostileCase]:
@@ -292,7 +293,7 @@ def seconds_for(make: Callable[[int], Any], operation: Callable[[Any], object], 
 
 def open_failures(database_url: str) -> dict[str, tuple[str, str, str]]:
     """The open failure rows by uid: (stage, kind, message)."""
-    registry = Registry(database_url)
+    registry = PostgresRegistry(database_url)
     try:
         rows = registry.conn.execute(
             "SELECT uid, stage, kind, message FROM reingest.ingestion_failures"
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     stack = Stack(settings, embedded_postgres_url(settings.pg_dir, delete_on_exit=True))
     good = load_synthetic_corpus(stack, args.good, first_day=day, days=1)
-    registry = Registry(stack.database_url)
+    registry = PostgresRegistry(stack.database_url)
     objects = LocalObjectStore(stack.settings.objects_dir, bucket=stack.settings.bucket)
     by_uid = plant(hostile_cases(), registry, objects, day.isoformat())
     store = PgVectorChunkStore(stack.database_url)

@@ -17,7 +17,7 @@ from reingest_assets.settings import Settings
 
 if TYPE_CHECKING:
     from reingest_assets.resources.object_store import ObjectStore
-    from reingest_assets.resources.registry import Registry
+    from reingest_assets.resources.registry.postgres import PostgresRegistry
     from reingest_assets.synthetic import SyntheticRecord
 
 EVENT_BATCH_SIZE = 1000
@@ -199,7 +199,7 @@ def load_synthetic_corpus(
     existing service would (``updated_at`` at noon of each ingest day). Streams: memory stays
     flat whatever ``docs``. Returns the number of documents registered."""
     from reingest_assets.resources.local_store import LocalObjectStore
-    from reingest_assets.resources.registry import Registry
+    from reingest_assets.resources.registry.postgres import PostgresRegistry
     from reingest_assets.synthetic import generate_corpus
 
     settings = stack.settings
@@ -212,7 +212,7 @@ def load_synthetic_corpus(
         malformed_rate=malformed_rate,
     )
     return register_records(
-        Registry(stack.database_url),
+        PostgresRegistry(stack.database_url),
         LocalObjectStore(settings.objects_dir, bucket=settings.bucket),
         settings.bucket,
         records,
@@ -220,7 +220,10 @@ def load_synthetic_corpus(
 
 
 def register_records(
-    registry: Registry, objects: ObjectStore, bucket: str, records: Iterable[SyntheticRecord]
+    registry: PostgresRegistry,
+    objects: ObjectStore,
+    bucket: str,
+    records: Iterable[SyntheticRecord],
 ) -> int:
     """Put each record's object into ``bucket`` and register it, as the existing service
     would (``updated_at`` at noon of its ingest day); closes the registry. Streams."""

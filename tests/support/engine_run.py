@@ -15,7 +15,7 @@ from pathlib import Path
 
 from reingest_assets.engine.runner import Partition, Pipeline, chunk_partition, normalize_partition
 from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 
 
@@ -32,7 +32,7 @@ class AnnouncingStore(LocalObjectStore):
 
 
 def main(url: str, objects_root: str, run_id: str, batch_size: int) -> None:
-    registry = Registry(url)
+    registry = PostgresRegistry(url)
     registry.migrate()
     store = PgVectorChunkStore(url)
     store.ensure_schema()

@@ -19,7 +19,7 @@ from reingest_assets.domain.chunker import chunk_document
 from reingest_assets.domain.pubmed import normalize_record
 from reingest_assets.engine.runner import Partition
 from reingest_assets.resources.object_store import ObjectStore
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.synthetic import SyntheticRecord, generate_corpus
 
 with warnings.catch_warnings():
@@ -83,7 +83,12 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
 
 
 def register_corpus(
-    registry: Registry, objects: ObjectStore, n: int, *, seed: int = 1, bucket: str = "reingest"
+    registry: PostgresRegistry,
+    objects: ObjectStore,
+    n: int,
+    *,
+    seed: int = 1,
+    bucket: str = "reingest",
 ) -> list[SyntheticRecord]:
     """``n`` valid synthetic records of ``PART``: raw objects stored, registry rows written."""
     records = list(generate_corpus(n, start_date=DAY, days=1, seed=seed))

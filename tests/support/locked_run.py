@@ -25,7 +25,7 @@ from reingest_assets.engine.runner import (
     normalize_partitions,
 )
 from reingest_assets.resources.partition_locks import PartitionLocks
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 from support.engine_run import AnnouncingStore
 
@@ -43,7 +43,7 @@ class HoldingStore(AnnouncingStore):
 
 
 def main(url: str, objects_root: str, run_id: str, days: list[str]) -> None:
-    registry = Registry(url)
+    registry = PostgresRegistry(url)
     store = PgVectorChunkStore(url)
     pipeline = Pipeline(
         registry=registry,

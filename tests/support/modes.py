@@ -15,7 +15,7 @@ from reingest_assets.dagster_resources import (
     ReingestResource,
 )
 from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 from support.pipeline import Corpus
 
@@ -34,7 +34,7 @@ def make_resource(pg_url: str, root: Path, **kwargs: Any) -> ReingestResource:
 def make_corpus(pg_url: str, root: Path) -> Corpus:
     """A corpus in a migrated database (registry tables and the pgvector table, as
     ``reingest migrate`` leaves them)."""
-    registry = Registry(pg_url)
+    registry = PostgresRegistry(pg_url)
     registry.migrate()
     store = PgVectorChunkStore(pg_url)
     store.ensure_schema()

@@ -11,7 +11,7 @@ from typing import Any
 
 from reingest_assets.engine.runner import Partition, Pipeline
 from reingest_assets.resources.local_store import LocalObjectStore
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 
 DAY = "2026-11-03"
@@ -41,7 +41,7 @@ def record(pmid: int, *, sentences: int = 6, title: str | None = None) -> dict[s
 
 @dataclass
 class Corpus:
-    registry: Registry
+    registry: PostgresRegistry
     objects: LocalObjectStore
 
     def put(self, pmid: int, data: bytes, *, day: str = DAY, source: str = "pubmed") -> str:
@@ -73,7 +73,7 @@ class Corpus:
 
 
 def make_pipeline(pg_url: str, root: Path, *, run_id: str = "run-1", **kwargs: Any) -> Pipeline:
-    registry = Registry(pg_url)
+    registry = PostgresRegistry(pg_url)
     registry.migrate()
     store = PgVectorChunkStore(pg_url)
     store.ensure_schema()

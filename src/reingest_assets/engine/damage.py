@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from reingest_assets.domain.ids import chunk_uuid
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry import Ledger
 from reingest_assets.resources.stores import ChunkStore, StoredChunk
 
 REQUIRED_META = ("chunk_id", "chunk_index", "chunker_version", "tokenizer", "max_tokens")
@@ -49,7 +49,7 @@ def chunk_problems(chunk: StoredChunk, max_tokens: int) -> list[str]:
 
 
 def damaged_documents(
-    registry: Registry, store: ChunkStore, uids: Sequence[str], *, max_tokens: int
+    registry: Ledger, store: ChunkStore, uids: Sequence[str], *, max_tokens: int
 ) -> set[str]:
     """Which of these documents the ledger holds that the store does not hold as the ledger
     says: a chunk missing, a chunk the ledger does not list (orphan), or a chunk failing the

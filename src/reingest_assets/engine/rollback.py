@@ -14,7 +14,7 @@ from typing import Any
 
 from reingest_assets.domain.partition import partition_key
 from reingest_assets.engine.runner import Partition
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry import Ledger
 from reingest_assets.resources.stores import ChunkStore
 
 
@@ -40,7 +40,7 @@ class RollbackReport:
 
 
 def rollback(
-    registry: Registry,
+    ledger: Ledger,
     store: ChunkStore,
     *,
     partition: Partition | None = None,
@@ -53,7 +53,7 @@ def rollback(
         raise ValueError("rollback needs a partition or a run id (or both)")
     report = RollbackReport(store.target, partition.key if partition else None, run_id)
     per_partition: Counter[str] = Counter()
-    for entries in registry.iter_ledger(
+    for entries in ledger.iter_ledger(
         store.target,
         source=partition.source if partition else None,
         ingest_date=partition.ingest_date if partition else None,
@@ -63,7 +63,7 @@ def rollback(
         uids = [e.uid for e in entries]
         # By parent: also catches chunks of these documents that the ledger lost track of.
         report.chunks_deleted += store.delete_parents(uids)
-        registry.forget(store.target, uids)
+        ledger.forget(store.target, uids)
         report.docs_removed += len(uids)
         per_partition.update(partition_key(e.ingest_date, e.source) for e in entries)
     report.partitions = dict(per_partition)

@@ -10,12 +10,12 @@ import functools
 import gc
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +25,7 @@ from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig
 from reingest_assets.domain.failures import DocumentError, Failure, is_row_error
 from reingest_assets.domain.limits import DocumentLimits, registry_refusal
 from reingest_assets.domain.partition import Partition
+from reingest_assets.domain.skip import is_written
 from reingest_assets.engine.damage import damaged_documents
 from reingest_assets.engine.progress import Progress
 from reingest_assets.engine.workers import (
@@ -39,7 +40,6 @@ from reingest_assets.engine.workers import (
 )
 from reingest_assets.resources.embedders import Embedder
 from reingest_assets.resources.object_store import ObjectStore
-from reingest_assets.resources.partition_locks import PartitionLocks
 from reingest_assets.resources.registry import LedgerEntry, Registry, RegistryRow
 from reingest_assets.resources.stores import ChunkStore, EncodingChunkStore
 
@@ -57,6 +57,17 @@ def heap_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+class WriterLocks(Protocol):
+    """One writer per partition across runs (``resources.partition_locks``: Postgres advisory
+    locks held by the run's own connection)."""
+
+    def try_lock(self, partition_key: str) -> bool: ...
+    def lock(self, partition_key: str) -> None: ...
+    def unlock(self, keys: Iterable[str]) -> None: ...
+    def holder(self, partition_key: str) -> str | None: ...
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -78,7 +89,7 @@ class Pipeline:
     limits: DocumentLimits = field(default_factory=DocumentLimits)
     log: Callable[[str], None] = print
     # One writer per partition across runs; None: this pipeline is the only writer (tests).
-    locks: PartitionLocks | None = None
+    locks: WriterLocks | None = None
     _pool: WorkerPool | None = None
 
     @property
@@ -554,8 +565,15 @@ def _planned_batches(
                 report.chunks_deleted += _delete_orphans(p, batch_uids, previous)
             elif not force:
                 hashes = batch.column("content_hash").to_pylist()
+                # Normalized documents were new or changed when read; another run may have
+                # written them since. (Bad data never reaches the Parquet.)
                 keep = [
-                    not _unchanged(p, content_hash, previous.get(uid))
+                    not is_written(
+                        content_hash,
+                        previous.get(uid),
+                        chunker_version=CHUNKER_VERSION,
+                        embedder_id=p.embedder_id,
+                    )
                     for uid, content_hash in zip(batch_uids, hashes, strict=True)
                 ]
                 todo = batch.filter(pa.array(keep, pa.bool_()))
@@ -571,15 +589,6 @@ def _delete_orphans(p: Pipeline, uids: list[str], ledger: dict[str, LedgerEntry]
     listed = {u for entry in ledger.values() for u in entry.chunk_uuids}
     orphans = [uuid for uuid, _ in p.store.fetch_ids(uids) if uuid not in listed]
     return p.store.delete(orphans) if orphans else 0
-
-
-def _unchanged(p: Pipeline, content_hash: str, entry: LedgerEntry | None) -> bool:
-    return (
-        entry is not None
-        and entry.content_hash == content_hash
-        and entry.chunker_version == CHUNKER_VERSION
-        and entry.embedder_id == p.embedder_id
-    )
 
 
 def _write_chunked(

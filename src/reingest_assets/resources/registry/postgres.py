@@ -1,72 +1,37 @@
-"""The Postgres registry: the existing ``documents`` table (input), and the pipeline's own ledger
-and ``ingestion_failures`` tables (schema ``reingest``), with versioned migrations."""
+"""The registry in Postgres: the existing ``documents`` table (input), and the pipeline's own
+ledger and ``ingestion_failures`` tables (schema ``reingest``, see ``migrations.py``). One class
+implements every protocol of ``resources.registry`` on one connection, because writing a
+ledger row and resolving that document's failures is one transaction."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from importlib import resources
-from typing import Any, NamedTuple
+from typing import Any
 
-from psycopg.sql import SQL, Identifier, Placeholder
+from psycopg.sql import SQL, Composed, Identifier, Placeholder
 
 from reingest_assets.domain.failures import Failure
 from reingest_assets.domain.partition import partition_key
 from reingest_assets.resources.pg import PgClient, retried, text_array
+from reingest_assets.resources.registry import (
+    LedgerEntry,
+    PartitionCounts,
+    RegistryRow,
+    RepairableFailure,
+    WrittenDocument,
+)
+from reingest_assets.resources.registry.migrations import apply_migrations
 
-MIGRATIONS_LOCK = 0x7265696E  # "rein": serializes concurrent migrators
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryRow:
-    uid: str
-    source: str
-    source_id: str
-    s3_raw_uri: str
-    content_hash: str | None
-    updated_at: datetime
-    # Nothing to do: the ledger already holds this content with this chunker and embedder, or
-    # this very content already failed as bad data (retrying it cannot succeed).
-    unchanged: bool
-
-
-class LedgerEntry(NamedTuple):
-    """A ledger row. A named tuple: the checks build one per written document, and a frozen
-    dataclass costs several times as much to construct."""
-
-    uid: str
-    source: str
-    ingest_date: str
-    content_hash: str
-    chunker_version: str
-    embedder_id: str
-    chunk_uuids: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class RepairableFailure:
-    id: int
-    uid: str
-    source: str
-    ingest_date: str  # the document's current partition date, not the failed run's
-    kind: str
-    repair_attempts: int
-
-    @property
-    def partition_key(self) -> str:
-        return partition_key(self.ingest_date, self.source)
-
-
-@dataclass(slots=True)
-class PartitionCounts:
-    documents: int = 0
-    pending: int = 0
-    ledger_documents: int = 0
-    ledger_chunks: int = 0
-    open_failures: int = 0
-    permanent_failures: int = 0
+# domain.skip in SQL, over a failure f and a document d: this very content failed as bad data.
+KNOWN_BAD_SQL = "f.kind = 'data' AND f.content_hash IS NOT DISTINCT FROM d.content_hash"
+# domain.skip.is_unchanged over a document d and its ledger row l (LEFT JOINed on target, uid),
+# with the run's chunker version and embedder as %(cv)s and %(eid)s.
+UNCHANGED_SQL = f"""(
+    COALESCE(l.content_hash = d.content_hash
+             AND l.chunker_version = %(cv)s AND l.embedder_id = %(eid)s, false)
+    OR EXISTS (SELECT 1 FROM reingest.ingestion_failures f
+               WHERE f.uid = d.uid AND f.resolved_at IS NULL AND {KNOWN_BAD_SQL}))"""
 
 
 def _day_bounds(ingest_date: str) -> tuple[datetime, datetime]:
@@ -74,50 +39,13 @@ def _day_bounds(ingest_date: str) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-class Registry(PgClient):
-    """The registry database: one connection, retried across server restarts."""
-
-    # -- migrations ---------------------------------------------------------------------------
+class PostgresRegistry(PgClient):
+    """The registry database: one connection, every call retried across server restarts."""
 
     @retried
     def migrate(self) -> list[str]:
-        """Apply pending numbered migrations in order, each in a transaction, under an advisory
-        lock so two runs starting at once apply each exactly once. Returns the ones applied."""
-        scripts = sorted(
-            (p.name, p.read_text())
-            for p in resources.files("reingest_assets.resources.migrations").iterdir()
-            if p.name.endswith(".sql")
-        )
-        applied: list[str] = []
-        with self.conn.transaction():
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
-            self.conn.execute("CREATE SCHEMA IF NOT EXISTS reingest")
-            self.conn.execute(
-                "CREATE TABLE IF NOT EXISTS reingest.schema_migrations ("
-                " name text PRIMARY KEY, checksum text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = dict(
-                self.conn.execute(
-                    "SELECT name, checksum FROM reingest.schema_migrations"
-                ).fetchall()
-            )
-            for name, sql in scripts:
-                checksum = hashlib.sha256(sql.encode()).hexdigest()
-                if name in done:
-                    if done[name] != checksum:
-                        raise RuntimeError(
-                            f"migration {name} was changed after it was applied; add a new "
-                            "numbered migration instead of editing an applied one"
-                        )
-                    continue
-                self.conn.execute(sql.encode())
-                self.conn.execute(
-                    "INSERT INTO reingest.schema_migrations (name, checksum) VALUES (%s, %s)",
-                    (name, checksum),
-                )
-                applied.append(name)
-        return applied
+        """Apply pending schema migrations; returns the ones applied."""
+        return apply_migrations(self.conn)
 
     # -- input: the documents of a partition --------------------------------------------------
 
@@ -143,12 +71,7 @@ class Registry(PgClient):
         uid_filter = "AND d.uid = ANY(%(uids)s::text[])" if uids is not None else ""
         sql = f"""
             SELECT d.uid, d.source, d.source_id, d.s3_raw_uri, d.content_hash, d.updated_at,
-                   COALESCE(l.content_hash = d.content_hash
-                            AND l.chunker_version = %(cv)s
-                            AND l.embedder_id = %(eid)s, false)
-                   OR EXISTS (SELECT 1 FROM reingest.ingestion_failures f
-                              WHERE f.uid = d.uid AND f.resolved_at IS NULL AND f.kind = 'data'
-                                AND f.content_hash IS NOT DISTINCT FROM d.content_hash)
+                   {UNCHANGED_SQL}
             FROM documents d
             LEFT JOIN reingest.ledger l ON l.target = %(target)s AND l.uid = d.uid
             WHERE d.source = %(source)s
@@ -204,8 +127,11 @@ class Registry(PgClient):
         return n
 
     @retried
-    def _fetch_all(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        return self.conn.execute(sql.encode(), params).fetchall()
+    def _fetch_all(self, query: str | Composed, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """One page of a keyset walk: each page is retried, the walk resumes where it was."""
+        return self.conn.execute(
+            query.encode() if isinstance(query, str) else query, params
+        ).fetchall()
 
     @retried
     def partition_summary(self, source: str, ingest_date: str) -> tuple[int, str | None]:
@@ -318,15 +244,15 @@ class Registry(PgClient):
             "day": date.min,
             "uid": "",
         }
+        sql = (
+            "SELECT uid, source, ingest_date::text, content_hash, chunker_version,"
+            " embedder_id, chunk_uuids::text[] FROM reingest.ledger"
+            " WHERE run_id = %(run)s AND target = %(target)s AND source = %(source)s"
+            " AND (ingest_date, uid) > (%(day)s, %(uid)s)"
+            " ORDER BY ingest_date, uid LIMIT %(limit)s"
+        )
         while True:
-            rows = self.conn.execute(
-                "SELECT uid, source, ingest_date::text, content_hash, chunker_version,"
-                " embedder_id, chunk_uuids::text[] FROM reingest.ledger"
-                " WHERE run_id = %(run)s AND target = %(target)s AND source = %(source)s"
-                " AND (ingest_date, uid) > (%(day)s, %(uid)s)"
-                " ORDER BY ingest_date, uid LIMIT %(limit)s",
-                params,
-            ).fetchall()
+            rows = self._fetch_all(sql, params)
             if not rows:
                 return
             yield [LedgerEntry._make(r) for r in rows]
@@ -365,7 +291,7 @@ class Registry(PgClient):
     def record_written(
         self,
         target: str,
-        entries: Sequence[tuple[str, str, str, str, list[str]]],
+        entries: Sequence[WrittenDocument],
         *,
         chunker_version: str,
         embedder_id: str,
@@ -476,19 +402,15 @@ class Registry(PgClient):
 
     # -- repair, validation, rollback, status -------------------------------------------------
 
+    @retried
     def repairable_failures(self, *, limit: int = 10_000) -> list[RepairableFailure]:
-        """Open, non-permanent failures worth another run: transient ones, and data ones whose
-        registry content hash changed since (the source was fixed). Each comes with the
-        document's current partition date (the date of its ``updated_at``): a fixed document
-        may have moved to a later partition. Documents gone from the registry are left out."""
         rows = self.conn.execute(
-            """
+            f"""
             SELECT f.id, f.uid, d.source, (d.updated_at AT TIME ZONE 'UTC')::date::text,
                    f.kind, f.repair_attempts
             FROM reingest.ingestion_failures f
             JOIN documents d ON d.uid = f.uid
-            WHERE f.resolved_at IS NULL AND NOT f.permanent
-              AND (f.kind = 'transient' OR f.content_hash IS DISTINCT FROM d.content_hash)
+            WHERE f.resolved_at IS NULL AND NOT f.permanent AND NOT ({KNOWN_BAD_SQL})
             ORDER BY 3, 4, f.uid
             LIMIT %s
             """,
@@ -496,8 +418,8 @@ class Registry(PgClient):
         ).fetchall()
         return [RepairableFailure(*r) for r in rows]
 
+    @retried
     def unresolved_failure_uids(self, uids: Sequence[str]) -> set[str]:
-        """Which of these documents have an unresolved failure (open or permanent)."""
         rows = self.conn.execute(
             "SELECT uid FROM reingest.ingestion_failures"
             " WHERE resolved_at IS NULL AND uid = ANY(%s::text[])",
@@ -530,7 +452,7 @@ class Registry(PgClient):
         ).format(where)
         params: dict[str, Any] = {**given, "limit": batch_size, "last": ""}
         while True:
-            rows = self.conn.execute(query, params).fetchall()
+            rows = self._fetch_all(query, params)
             if not rows:
                 return
             yield [LedgerEntry._make(r) for r in rows]
@@ -538,6 +460,7 @@ class Registry(PgClient):
             if len(rows) < batch_size:
                 return
 
+    @retried
     def partition_status(
         self,
         target: str,
@@ -560,15 +483,9 @@ class Registry(PgClient):
             return counts.setdefault(partition_key(day, source), PartitionCounts())
 
         for day, source, n, pending in self.conn.execute(
-            """
+            f"""
             SELECT (d.updated_at AT TIME ZONE 'UTC')::date::text, d.source, count(*),
-                   count(*) FILTER (WHERE NOT (
-                       COALESCE(l.content_hash = d.content_hash AND l.chunker_version = %(cv)s
-                                AND l.embedder_id = %(eid)s, false)
-                       OR EXISTS (SELECT 1 FROM reingest.ingestion_failures f
-                                  WHERE f.uid = d.uid AND f.resolved_at IS NULL
-                                    AND f.kind = 'data'
-                                    AND f.content_hash IS NOT DISTINCT FROM d.content_hash)))
+                   count(*) FILTER (WHERE NOT {UNCHANGED_SQL})
             FROM documents d
             LEFT JOIN reingest.ledger l ON l.target = %(target)s AND l.uid = d.uid
             WHERE d.source = ANY(%(sources)s) AND d.updated_at >= %(start)s
