@@ -1,4 +1,5 @@
-"""The registry's migrations and failure bookkeeping, on a real Postgres."""
+"""The Postgres registry beyond the registry contract (tests/test_registry_contract.py): its
+migrations, its attempt counters, its array literals."""
 
 from __future__ import annotations
 
@@ -49,23 +50,6 @@ def test_only_repairs_count_towards_the_attempt_limit(pg_url: str) -> None:
     assert _attempts(registry, "pubmed:1") == (8, 3, True)
     registry.record_failures([_failure("pubmed:1")], run_id="r", max_attempts=3)
     assert _attempts(registry, "pubmed:1") == (9, 3, True)  # and stay permanent
-
-
-def test_writing_a_document_resolves_its_open_failure(pg_url: str) -> None:
-    registry = PostgresRegistry(pg_url)
-    registry.migrate()
-    registry.record_failures([_failure("pubmed:2", "store")], run_id="r1", max_attempts=3)
-    registry.record_written(
-        "t",
-        [("pubmed:2", "pubmed", "2026-11-03", "h2", [])],
-        chunker_version="c",
-        embedder_id="none",
-        run_id="r2",
-    )
-    resolved = registry.conn.execute(
-        "SELECT resolved_run_id FROM reingest.ingestion_failures WHERE uid = 'pubmed:2'"
-    ).fetchall()
-    assert resolved == [("r2",)]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

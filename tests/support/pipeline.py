@@ -11,6 +11,7 @@ from typing import Any
 
 from reingest_assets.engine.runner import Partition, Pipeline
 from reingest_assets.resources.local_store import LocalObjectStore
+from reingest_assets.resources.registry import DocumentRegistry
 from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 
@@ -41,7 +42,7 @@ def record(pmid: int, *, sentences: int = 6, title: str | None = None) -> dict[s
 
 @dataclass
 class Corpus:
-    registry: PostgresRegistry
+    registry: DocumentRegistry
     objects: LocalObjectStore
 
     def put(self, pmid: int, data: bytes, *, day: str = DAY, source: str = "pubmed") -> str:
