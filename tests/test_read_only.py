@@ -19,7 +19,7 @@ from reingest_assets.dagster_resources import ReingestResource
 from reingest_assets.preflight import check_stack
 from reingest_assets.sensors import repair_sensor
 from reingest_assets.settings import Settings
-from reingest_assets.stack import Stack
+from reingest_assets.stack import prepare_stack
 
 FTS_INDEX = "document_chunk_v2_fts_idx"
 
@@ -97,8 +97,13 @@ def test_read_only_commands_change_no_table_index_or_row(
         if name.startswith("REINGEST_"):
             monkeypatch.setenv(name, value)
     monkeypatch.delenv("REINGEST_PGVECTOR_FULLTEXT", raising=False)
+    # prepare_stack points Dagster at the stack's instance through these; setenv records
+    # their state so it is put back after the test.
+    for name in ("DAGSTER_HOME", "REINGEST_DAGSTER_STORAGE_URL", "DAGSTER_EVENT_BATCH_SIZE"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     settings = Settings()
-    check_stack(Stack(settings, pg_url))
+    check_stack(prepare_stack(settings))
     assert catalog(pg_url) == before, "preflight"
 
     with psycopg.connect(pg_url, autocommit=True) as conn:  # a failure for the sensor to see

@@ -14,20 +14,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
-from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from reingest_assets.domain.limits import DocumentLimits
-from reingest_assets.engine.runner import Pipeline
 from reingest_assets.resources.embedded_pg import embedded_postgres_url
-from reingest_assets.resources.embedders import Embedder
 from reingest_assets.resources.object_store import ObjectStore
 from reingest_assets.resources.partition_locks import PartitionLocks
 from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores import COLLECTION, ChunkStore
 from reingest_assets.settings import EmbedderKind, ObjectStoreKind, Settings, StoreKind, Vectorizer
+
+if TYPE_CHECKING:
+    # Imported where they are built: `reingest status` needs neither the engine, nor the
+    # embedders' HTTP client, nor dagster-aws.
+    from dagster_aws.s3 import S3Resource
+
+    from reingest_assets.engine.runner import Pipeline
+    from reingest_assets.resources.embedders import Embedder
 
 
 class PostgresResource(ConfigurableResource):
@@ -41,13 +47,31 @@ class PostgresResource(ConfigurableResource):
 
 
 class ObjectStoreResource(ConfigurableResource):
-    """Raw records and normalized Parquet: a local directory, or S3 through dagster-aws."""
+    """Raw records and normalized Parquet: a local directory, or S3 (the boto3 client of
+    dagster-aws's ``S3Resource`` for everything but GETs, obstore with the same endpoint and
+    credentials for GETs)."""
 
     kind: ObjectStoreKind = "local"
     bucket: str = "reingest"
     local_root: str = ".reingest/objects"
-    s3: S3Resource = Field(default_factory=S3Resource)
+    # Plain fields, not a nested S3Resource: importing dagster-aws loads its components and
+    # much of Dagster besides, a second that only an S3 store should cost.
+    s3_endpoint_url: str = Field(default="", description="empty: AWS S3")
+    s3_region: str = "us-east-1"
+    aws_access_key_id: str = Field(default="", description="empty: boto3's credential chain")
+    aws_secret_access_key: str = ""
     max_in_flight: int = 32
+
+    def s3(self) -> S3Resource:
+        """dagster-aws's S3 resource for these settings."""
+        from dagster_aws.s3 import S3Resource
+
+        return S3Resource(
+            endpoint_url=self.s3_endpoint_url or None,
+            region_name=self.s3_region,
+            aws_access_key_id=self.aws_access_key_id or None,
+            aws_secret_access_key=self.aws_secret_access_key or None,
+        )
 
     def store(self) -> ObjectStore:
         if self.kind == "s3":
@@ -55,19 +79,15 @@ class ObjectStoreResource(ConfigurableResource):
 
             from reingest_assets.resources.s3_store import S3ObjectStore
 
-            s3 = self.s3
             # GETs (obstore) sign with the credentials boto3 resolves for the same settings.
             session = boto3.Session(
-                profile_name=s3.profile_name,
-                aws_access_key_id=s3.aws_access_key_id,
-                aws_secret_access_key=s3.aws_secret_access_key,
-                aws_session_token=s3.aws_session_token,
+                aws_access_key_id=self.aws_access_key_id or None,
+                aws_secret_access_key=self.aws_secret_access_key or None,
             )
             return S3ObjectStore(
-                s3.get_client(),
+                self.s3().get_client(),
                 self.bucket,
                 session=session,
-                unsigned=s3.use_unsigned_session,
                 max_in_flight=self.max_in_flight,
             )
         from reingest_assets.resources.local_store import LocalObjectStore
@@ -151,6 +171,8 @@ class EmbedderResource(ConfigurableResource):
     api_key: str = ""
 
     def embedder(self) -> Embedder | None:
+        if self.kind == "none":
+            return None
         from reingest_assets.resources.embedders import (
             OpenAICompatibleEmbedder,
             SentenceTransformerEmbedder,
@@ -163,9 +185,7 @@ class EmbedderResource(ConfigurableResource):
                 api_key=self.api_key or None,
                 dimensions=self.dimensions,
             )
-        if self.kind == "sentence-transformers":
-            return SentenceTransformerEmbedder(self.model or "all-MiniLM-L6-v2")
-        return None
+        return SentenceTransformerEmbedder(self.model or "all-MiniLM-L6-v2")
 
 
 class Adapters:
@@ -251,12 +271,10 @@ class ReingestResource(ConfigurableResource):
                 kind=settings.object_store,
                 bucket=settings.bucket,
                 local_root=str(settings.objects_dir),
-                s3=S3Resource(
-                    endpoint_url=settings.s3_endpoint_url or None,
-                    region_name=settings.s3_region,
-                    aws_access_key_id=secret("AWS_ACCESS_KEY_ID") or None,
-                    aws_secret_access_key=secret("AWS_SECRET_ACCESS_KEY") or None,
-                ),
+                s3_endpoint_url=settings.s3_endpoint_url,
+                s3_region=settings.s3_region,
+                aws_access_key_id=secret("AWS_ACCESS_KEY_ID"),
+                aws_secret_access_key=secret("AWS_SECRET_ACCESS_KEY"),
             ),
             chunk_store=ChunkStoreResource(
                 kind=settings.store,
@@ -320,6 +338,8 @@ class ReingestResource(ConfigurableResource):
     ) -> Pipeline:
         """The engine over this step's adapters; ``Pipeline.finish`` ends its part, the
         resource closes the adapters when the step ends."""
+        from reingest_assets.engine.runner import Pipeline
+
         adapters = self.adapters
         return Pipeline(
             registry=adapters.registry,

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-from dagster import build_resources
+from dagster import DagsterInstance, build_resources
 
 from reingest_assets.domain.failures import ConfigurationError
 from reingest_assets.resources.redaction import redact
 from reingest_assets.settings import Settings, SettingsError
 from reingest_assets.stack import Stack
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 WEAVIATE_ENDPOINT = (
     "REINGEST_WEAVIATE_HTTP_HOST/_HTTP_PORT and REINGEST_WEAVIATE_GRPC_HOST/_GRPC_PORT "
@@ -31,15 +34,23 @@ def check_stack(stack: Stack, *, migrate: bool = False) -> list[str]:
     """Connect to the database, find the bucket (S3) and reach the chunk store, with the
     settings the runs will use; with ``migrate`` (commands that write) also apply pending
     migrations and the store's schema, and return the migrations applied. Without it nothing
-    is changed. Raises what the failing client raised."""
+    is changed. Raises what the failing client raised.
+
+    The database first: Dagster's storage retries an unreachable one for seconds. Then the
+    resources are built within the stack's Dagster instance (``DAGSTER_HOME``): without one,
+    ``build_resources`` makes an ephemeral instance, a third of a second of SQLite migrations."""
     from reingest_assets.dagster_resources import ReingestResource
 
     psycopg.connect(stack.database_url, connect_timeout=10).close()
-    with build_resources({"reingest": ReingestResource.from_settings(stack.settings)}) as resources:
+    resource = ReingestResource.from_settings(stack.settings)
+    with (
+        DagsterInstance.get() as instance,
+        build_resources({"reingest": resource}, instance=instance) as resources,
+    ):
         reingest: ReingestResource = resources.reingest
         objects = reingest.object_store
         if objects.kind == "s3":
-            objects.s3.get_client().head_bucket(Bucket=objects.bucket)
+            objects.s3().get_client().head_bucket(Bucket=objects.bucket)
         if migrate:
             return reingest.migrate()
         reingest.adapters.store  # noqa: B018 - connecting is the check (Weaviate)
@@ -80,23 +91,14 @@ def _explain_one(error: BaseException, settings: Settings) -> str | None:
         )
     if isinstance(error, psycopg.OperationalError):
         return _database(error, settings)
-    if isinstance(error, ClientError):
-        return _s3_client_error(error, settings)
-    if isinstance(error, EndpointConnectionError):
-        return (
-            f"cannot reach the S3 endpoint: {error}. Set REINGEST_S3_ENDPOINT_URL to the S3 "
-            "(or MinIO) endpoint, or unset it for AWS, and REINGEST_S3_REGION to the bucket's "
-            "region."
-        )
-    if isinstance(error, NoCredentialsError):
-        return (
-            "no AWS credentials for the S3 object store: set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (or an AWS profile or instance role)."
-        )
     if isinstance(error, ConfigurationError):
         return str(error)
-    # weaviate-client takes a second to import: its errors are looked at only when a Weaviate
-    # store was built, hence its modules loaded.
+    # botocore's errors are looked at only when an S3 client was built, hence botocore loaded;
+    # likewise weaviate-client's (a second to import) only when a Weaviate store was built.
+    if "botocore" in sys.modules:
+        message = _explain_s3(error, settings)
+        if message is not None:
+            return message
     if "reingest_assets.resources.stores.weaviate" not in sys.modules:
         return None
     from reingest_assets.resources.stores.weaviate import SchemaMismatchError, WeaviateStoreError
@@ -112,6 +114,25 @@ def _explain_one(error: BaseException, settings: Settings) -> str | None:
         return f"{error}\nSet {WEAVIATE_ENDPOINT} to a running Weaviate server."
     if isinstance(error, WeaviateStoreError):
         return str(error)
+    return None
+
+
+def _explain_s3(error: BaseException, settings: Settings) -> str | None:
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    if isinstance(error, ClientError):
+        return _s3_client_error(error, settings)
+    if isinstance(error, EndpointConnectionError):
+        return (
+            f"cannot reach the S3 endpoint: {error}. Set REINGEST_S3_ENDPOINT_URL to the S3 "
+            "(or MinIO) endpoint, or unset it for AWS, and REINGEST_S3_REGION to the bucket's "
+            "region."
+        )
+    if isinstance(error, NoCredentialsError):
+        return (
+            "no AWS credentials for the S3 object store: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or an AWS profile or instance role)."
+        )
     return None
 
 

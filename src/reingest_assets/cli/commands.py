@@ -565,7 +565,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     keys = [partition_key(d, s) for d in dates for s in sources]
     # The resource alone, not the code location's definitions (assets, jobs, sensors): quicker.
     resource = ReingestResource.from_settings(stack.settings)
-    with build_resources({"reingest": resource}) as resources:
+    with (
+        DagsterInstance.get() as instance,
+        build_resources({"reingest": resource}, instance=instance) as resources,
+    ):
         adapters = resources.reingest.adapters
         target = adapters.store.target
         embedder = adapters.embedder
@@ -581,7 +584,6 @@ def cmd_status(args: argparse.Namespace) -> int:
             if dates
             else {}
         )
-    with DagsterInstance.get() as instance:
         states = (
             instance.get_status_by_partition(AssetKey("document_chunks_v2"), keys, PARTITIONS) or {}
             if keys
