@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reingest_assets.resources.registry import Registry
+from reingest_assets.resources.registry.postgres import PostgresRegistry
 
 HEAVY = ("dagster", "weaviate", "psycopg", "boto3", "pyarrow", "rich")
 
@@ -63,7 +63,7 @@ def test_help_imports_nothing_heavy_and_writes_nothing_to_stderr() -> None:
 def test_status_imports_neither_the_engine_nor_unused_store_clients(
     pg_url: str, tmp_path: Path
 ) -> None:
-    registry = Registry(pg_url)
+    registry = PostgresRegistry(pg_url)
     registry.migrate()
     registry.close()
     proc = python(
