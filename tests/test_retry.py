@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reingest_assets.domain.failures import is_transient
-from reingest_assets.engine.retry import retry
+from reingest_assets.resources.retry import retry
 
 
 class Flaky:

@@ -213,7 +213,7 @@ def _backfill(stack: Stack, args: argparse.Namespace) -> int:
 
     sources, dates = _selected(stack, args)
     force = {"config": {"force": True}}
-    keys = [f"{day}|{source}" for source in sources for day in dates]
+    keys = [partition_key(day, source) for source in sources for day in dates]
     try:
         backfill_id = submit_backfill(
             keys,

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from reingest_assets.domain.chunker import CHUNKER_VERSION, ChunkerConfig
 from reingest_assets.domain.failures import DocumentError, Failure, is_row_error
 from reingest_assets.domain.limits import DocumentLimits, registry_refusal
-from reingest_assets.domain.partition import Partition
+from reingest_assets.domain.partition import Partition, partition_key
 from reingest_assets.domain.skip import is_written
 from reingest_assets.engine.damage import damaged_documents
 from reingest_assets.engine.progress import Progress
@@ -349,7 +349,7 @@ def _normalize_days(
     if uids is not None:
         total = len(uids)
     label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
-    progress = Progress("normalize", f"{label}|{source}", total, p.log)
+    progress = Progress("normalize", partition_key(label, source), total, p.log)
     written: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="reingest-") as tmp:
         out = _PartitionParquet(p, Path(tmp))
@@ -519,7 +519,7 @@ def chunk_partitions(
             Partition(source, d) for d in days if Partition(source, d).normalized_uri in existing
         ]
         label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
-        progress = Progress("chunk", f"{label}|{source}", None, p.log)
+        progress = Progress("chunk", partition_key(label, source), None, p.log)
         last = time.perf_counter()
         for (part, docs, previous, _), results, cpu in p.pool.lookahead(
             _planned_batches(p, todo, uids, force, verify, reports),

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import httpx
 
 from reingest_assets.domain.failures import ConfigurationError, TransientError
-from reingest_assets.engine.retry import retry
+from reingest_assets.resources.retry import retry
 
 
 class Embedder(Protocol):

@@ -25,8 +25,8 @@ from reingest_assets.domain.failures import (
     is_row_error,
     is_transient,
 )
-from reingest_assets.engine.retry import retry
 from reingest_assets.resources.redaction import redact
+from reingest_assets.resources.retry import retry
 
 P = ParamSpec("P")
 R = TypeVar("R")

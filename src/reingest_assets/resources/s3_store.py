@@ -20,7 +20,7 @@ or a wrong region are configuration errors). What retries did not fix leaves the
 :class:`TransientError` or a :class:`ConfigurationError` naming the setting, chained to the
 botocore error; a missing object is ``object_not_found``. A new S3 client adds its mapping here.
 
-Retries: every call goes through ``engine.retry`` (exponential backoff, full jitter, bounded);
+Retries: every call goes through ``resources.retry`` (exponential backoff, full jitter, bounded);
 obstore's own retries are off and botocore's should be too (:func:`client_config`, or
 ``S3Resource(max_attempts=0)``), or a throttled call would be sent ``attempts x their attempts``
 times with their backoff hidden inside ours. The boto3 pool must be at least ``max_in_flight``
@@ -60,9 +60,9 @@ from reingest_assets.domain.failures import (
     is_transient,
     object_not_found,
 )
-from reingest_assets.engine.retry import retry
 from reingest_assets.resources.fetch_window import fetch_in_order
 from reingest_assets.resources.object_uri import object_address, object_uri, split_uri
+from reingest_assets.resources.retry import retry
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class S3ObjectStore:
                 "timeout": timedelta(seconds=30),
                 "pool_max_idle_per_host": str(self.max_in_flight),
             },
-            retry_config={"max_retries": 0},  # engine.retry owns retries
+            retry_config={"max_retries": 0},  # resources.retry owns retries
             **options,
         )
 

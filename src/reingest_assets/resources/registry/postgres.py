@@ -61,10 +61,8 @@ class PostgresRegistry(PgClient):
         uids: Sequence[str] | None = None,
         last_date: str | None = None,
     ) -> Iterator[list[RegistryRow]]:
-        """The partition's documents in pages of ``batch_size``, keyset-paginated on
-        (updated_at, uid), each joined with the ledger in the same query (the skip check is
-        set-based, never per document). With ``last_date``, the documents of every day from
-        ``ingest_date`` to it, in one walk (pages then cross partitions, in date order)."""
+        """Each page one query on documents_source_updated_uid_idx, joined with the ledger (the
+        skip check is set-based, never per document)."""
         start, _ = _day_bounds(ingest_date)
         _, end = _day_bounds(last_date or ingest_date)
         last: tuple[datetime, str] = (start - timedelta(microseconds=1), "")
@@ -102,8 +100,8 @@ class PostgresRegistry(PgClient):
                 return
 
     def upsert_documents(self, rows: Iterable[tuple[Any, ...]]) -> int:
-        """Register documents ``(uid, source, source_id, title, published_at, s3_raw_uri,
-        content_hash, created_at, updated_at)`` as the existing service does (demo and tests)."""
+        """COPY into a temporary table, then one upsert. Streams; not retried (the rows are
+        an iterator: a retry could not send them again)."""
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS documents_in (LIKE documents) ON COMMIT DROP"
@@ -135,7 +133,6 @@ class PostgresRegistry(PgClient):
 
     @retried
     def partition_summary(self, source: str, ingest_date: str) -> tuple[int, str | None]:
-        """(document count, digest of its uids and content hashes) of one partition."""
         start, end = _day_bounds(ingest_date)
         row = self.conn.execute(
             """
@@ -152,9 +149,7 @@ class PostgresRegistry(PgClient):
 
     @retried
     def partition_summaries(self, sources: Sequence[str], since: str) -> dict[str, tuple[int, str]]:
-        """``{partition key: (count, digest)}`` for every non-empty partition of these sources
-        from ``since`` on, in one grouped scan. The digest changes whenever a document is added,
-        removed or its content changes: it is the partition's data version."""
+        """One grouped scan."""
         rows = self.conn.execute(
             """
             SELECT (updated_at AT TIME ZONE 'UTC')::date::text AS day, source, count(*),
@@ -182,7 +177,6 @@ class PostgresRegistry(PgClient):
 
     @retried
     def removed_documents(self, target: str, source: str, ingest_date: str) -> list[str]:
-        """Ledger documents of this partition that the registry no longer has at all."""
         rows = self.conn.execute(
             """
             SELECT l.uid FROM reingest.ledger l
@@ -197,8 +191,7 @@ class PostgresRegistry(PgClient):
     def removed_documents_by_date(
         self, target: str, source: str, first_date: str, last_date: str
     ) -> dict[str, list[str]]:
-        """``removed_documents`` of every partition from ``first_date`` to ``last_date``, in one
-        query: ``{ingest date: uids}`` for the dates that have any."""
+        """One query for the range."""
         rows = self.conn.execute(
             """
             SELECT l.ingest_date::text, l.uid FROM reingest.ledger l
@@ -214,8 +207,6 @@ class PostgresRegistry(PgClient):
 
     @retried
     def run_touched_dates(self, target: str, source: str, run_id: str) -> dict[str, int]:
-        """``{ingest date: documents written}`` of what ``run_id`` did to this source: the dates
-        where it wrote ledger rows or recorded failures (0 written)."""
         rows = self.conn.execute(
             """
             SELECT ingest_date::text, count(*) FROM reingest.ledger
@@ -234,8 +225,7 @@ class PostgresRegistry(PgClient):
     def iter_run_ledger(
         self, target: str, source: str, run_id: str, *, batch_size: int = 1000
     ) -> Iterator[list[LedgerEntry]]:
-        """The ledger rows ``run_id`` wrote for this source, in pages in (ingest_date, uid)
-        order, keyset-paginated on ledger_run_partition_uid_idx."""
+        """Keyset-paginated on ledger_run_partition_uid_idx."""
         params: dict[str, Any] = {
             "run": run_id,
             "target": target,
@@ -264,7 +254,6 @@ class PostgresRegistry(PgClient):
     def failure_counts_by_date(
         self, source: str, first_date: str, last_date: str
     ) -> dict[str, dict[str, int]]:
-        """``failure_counts`` of every partition from ``first_date`` to ``last_date``."""
         rows = self.conn.execute(
             """
             SELECT ingest_date::text, CASE WHEN permanent THEN 'permanent' ELSE 'open' END,
@@ -297,8 +286,8 @@ class PostgresRegistry(PgClient):
         embedder_id: str,
         run_id: str,
     ) -> None:
-        """Upsert ledger rows ``(uid, source, ingest_date, content_hash, chunk_uuids)`` and
-        resolve those documents' open failures, in one transaction."""
+        """COPY into a temporary table, then the upsert and the failures' resolution in the
+        same transaction."""
         if not entries:
             return
         with self.conn.transaction(), self.conn.cursor() as cur:
@@ -345,10 +334,7 @@ class PostgresRegistry(PgClient):
     def record_failures(
         self, failures: Sequence[Failure], *, run_id: str, max_attempts: int, repair: bool = False
     ) -> int:
-        """Upsert failures: a document's open failure is updated (attempts + 1), not duplicated.
-        A failed ``repair`` run also counts a repair attempt; after ``max_attempts`` of them the
-        failure is permanent and the repair sensor stops retrying it. Other runs (first, plain
-        or forced re-runs) never make a failure permanent."""
+        """One upsert on ingestion_failures_open_uid_idx (one open failure per document)."""
         rows = [
             {
                 "uid": f.uid,
@@ -436,8 +422,6 @@ class PostgresRegistry(PgClient):
         run_id: str | None = None,
         batch_size: int = 1000,
     ) -> Iterator[list[LedgerEntry]]:
-        """Ledger rows of a partition or a run in pages, keyset-paginated on uid. Rows deleted
-        between pages do not disturb the walk (rollback deletes as it goes)."""
         # Only the filters given, so each shape gets a plan on its index (ledger_partition_uid_idx,
         # ledger_run_partition_uid_idx); "(x IS NULL OR col = x)" would defeat them.
         filters = {"target": target, "source": source, "ingest_date": ingest_date, "run_id": run_id}
@@ -471,10 +455,7 @@ class PostgresRegistry(PgClient):
         chunker_version: str,
         embedder_id: str,
     ) -> dict[str, PartitionCounts]:
-        """Per partition key with anything in it: registry documents and how many of them a run
-        would still write (pending: not in the ledger with this content, chunker and embedder,
-        and not a known bad record), ledger documents and chunks, open and permanent failures.
-        Three grouped scans, whatever the partition count."""
+        """Three grouped scans, whatever the partition count."""
         start, _ = _day_bounds(since)
         _, end = _day_bounds(until)
         counts: dict[str, PartitionCounts] = {}

@@ -50,7 +50,7 @@ from reingest_assets.domain.failures import (
     TransientError,
     is_transient,
 )
-from reingest_assets.engine.retry import retry
+from reingest_assets.resources.retry import retry
 from reingest_assets.resources.stores import COLLECTION, StoredChunk
 
 Vectorizer = Literal["text2vec-openai", "text2vec-transformers", "none"]
