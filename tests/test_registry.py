@@ -1,9 +1,12 @@
 """The Postgres registry beyond the registry contract (tests/test_registry_contract.py): its
-migrations, its attempt counters, its array literals."""
+migrations, its attempt counters, its retries, its array literals."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from hypothesis import HealthCheck, given, settings
@@ -50,6 +53,65 @@ def test_only_repairs_count_towards_the_attempt_limit(pg_url: str) -> None:
     assert _attempts(registry, "pubmed:1") == (8, 3, True)
     registry.record_failures([_failure("pubmed:1")], run_id="r", max_attempts=3)
     assert _attempts(registry, "pubmed:1") == (9, 3, True)  # and stay permanent
+
+
+def test_the_reads_of_the_sensor_validation_and_status_survive_a_lost_connection(
+    pg_url: str,
+) -> None:
+    # Retried like the writes: a connection the server dropped (a restart, an idle timeout)
+    # is replaced, not a failed sensor tick or check.
+    registry = PostgresRegistry(pg_url)
+    registry.migrate()
+    stamp = datetime(2026, 11, 3, 12, tzinfo=UTC)
+    registry.upsert_documents(
+        [("pubmed:1", "pubmed", "1", None, None, "s3://b/1", "h2", stamp, stamp)]
+    )
+    registry.record_failures([_failure("pubmed:1")], run_id="r1", max_attempts=3)  # hash h1
+    registry.record_written(
+        "t",
+        [("pubmed:2", "pubmed", "2026-11-03", "h", [])],
+        chunker_version="c",
+        embedder_id="none",
+        run_id="r2",
+    )
+    reads: dict[str, tuple[Callable[[], Any], Any]] = {
+        "repairable_failures": (
+            lambda: [f.uid for f in registry.repairable_failures()],
+            ["pubmed:1"],
+        ),
+        "unresolved_failure_uids": (
+            lambda: registry.unresolved_failure_uids(["pubmed:1", "pubmed:2"]),
+            {"pubmed:1"},
+        ),
+        "partition_status": (
+            lambda: (
+                registry.partition_status(
+                    "t",
+                    ["pubmed"],
+                    "2026-11-03",
+                    "2026-11-03",
+                    chunker_version="c",
+                    embedder_id="none",
+                )["2026-11-03|pubmed"].ledger_documents
+            ),
+            1,
+        ),
+        "iter_ledger": (
+            lambda: [e.uid for p in registry.iter_ledger("t") for e in p],
+            ["pubmed:2"],
+        ),
+        "iter_run_ledger": (
+            lambda: [e.uid for p in registry.iter_run_ledger("t", "pubmed", "r2") for e in p],
+            ["pubmed:2"],
+        ),
+    }
+    try:
+        for name, (read, expected) in reads.items():
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (registry.conn.info.backend_pid,))
+            assert read() == expected, name
+    finally:
+        registry.close()
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
