@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -24,6 +25,8 @@ from reingest_assets.stack import Stack
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
+    from reingest_assets.dagster_resources import ReingestResource
+
 WEAVIATE_ENDPOINT = (
     "REINGEST_WEAVIATE_HTTP_HOST/_HTTP_PORT and REINGEST_WEAVIATE_GRPC_HOST/_GRPC_PORT "
     "(or REINGEST_WEAVIATE_CLOUD_URL with REINGEST_WEAVIATE_API_KEY)"
@@ -31,14 +34,22 @@ WEAVIATE_ENDPOINT = (
 
 
 def check_stack(stack: Stack, *, migrate: bool = False) -> list[str]:
-    """Connect to the database, find the bucket (S3) and reach the chunk store, with the
-    settings the runs will use; with ``migrate`` (commands that write) also apply pending
-    migrations and the store's schema, and return the migrations applied. Without it nothing
-    is changed. Raises what the failing client raised.
+    """Reach every store the settings name (:func:`checked_resources`); with ``migrate``
+    (commands that write) also apply pending migrations and the store's schema, and return the
+    migrations applied. Without it nothing is changed."""
+    with checked_resources(stack) as (reingest, _instance):
+        return reingest.migrate() if migrate else []
 
-    The database first: Dagster's storage retries an unreachable one for seconds. Then the
-    resources are built within the stack's Dagster instance (``DAGSTER_HOME``): without one,
-    ``build_resources`` makes an ephemeral instance, a third of a second of SQLite migrations."""
+
+@contextmanager
+def checked_resources(stack: Stack) -> Iterator[tuple[ReingestResource, DagsterInstance]]:
+    """The pipeline's resource, open, and the stack's Dagster instance, once the database, the
+    bucket (S3) and the chunk store answered with the settings the runs will use. Changes
+    nothing; raises what the failing client raised.
+
+    The database first: Dagster's storage retries an unreachable one for seconds. The resource
+    is built within the stack's instance (``DAGSTER_HOME``): without one, ``build_resources``
+    makes an ephemeral instance, a third of a second of SQLite migrations."""
     from reingest_assets.dagster_resources import ReingestResource
 
     psycopg.connect(stack.database_url, connect_timeout=10).close()
@@ -51,10 +62,8 @@ def check_stack(stack: Stack, *, migrate: bool = False) -> list[str]:
         objects = reingest.object_store
         if objects.kind == "s3":
             objects.s3().get_client().head_bucket(Bucket=objects.bucket)
-        if migrate:
-            return reingest.migrate()
         reingest.adapters.store  # noqa: B018 - connecting is the check (Weaviate)
-    return []
+        yield reingest, instance
 
 
 def explain(exc: BaseException, settings: Settings) -> str | None:

@@ -554,22 +554,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Per partition: Dagster's materialization state, and the registry and ledger's view."""
-    from dagster import AssetKey, DagsterInstance, build_resources
+    from dagster import AssetKey
 
-    from reingest_assets.dagster_resources import ReingestResource
     from reingest_assets.domain.chunker import CHUNKER_VERSION
     from reingest_assets.partitions import PARTITIONS
+    from reingest_assets.preflight import checked_resources
 
-    stack = _ready_stack(args, required=False)
+    stack = prepare_stack()
     sources, dates = _selected(stack, args, required=False)
     keys = [partition_key(d, s) for d in dates for s in sources]
     # The resource alone, not the code location's definitions (assets, jobs, sensors): quicker.
-    resource = ReingestResource.from_settings(stack.settings)
-    with (
-        DagsterInstance.get() as instance,
-        build_resources({"reingest": resource}, instance=instance) as resources,
-    ):
-        adapters = resources.reingest.adapters
+    with checked_resources(stack) as (reingest, instance):
+        adapters = reingest.adapters
         target = adapters.store.target
         embedder = adapters.embedder
         counts = (
