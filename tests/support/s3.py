@@ -164,6 +164,7 @@ class _ProxyServer(ThreadingHTTPServer):
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as S3 clients expect
     server: _ProxyServer
+    _in_flight = False  # this handler's request is counted in the proxy's in-flight requests
 
     def setup(self) -> None:
         super().setup()
@@ -191,6 +192,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         proxy = self.server.proxy
         delay, fault = proxy._arrived(self.command, path, dict(self.headers.items()))
+        self._in_flight = True
         try:
             time.sleep(delay)
             if fault is not None and fault.kind == "reset":
@@ -208,7 +210,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     if self.command != "HEAD":
                         self.wfile.write(data)
         finally:
-            proxy._done()
+            self._answering()
+
+    def _answering(self) -> None:
+        """The request stops counting as in flight as its answer goes out, not after: a client
+        that has read the answer may send its next request before this thread gets further."""
+        if self._in_flight:
+            self._in_flight = False
+            self.server.proxy._done()
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -238,6 +247,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _send_head(
         self, status: int, reason: str, headers: list[tuple[str, str]], length: int
     ) -> None:
+        self._answering()
         self.send_response_only(status, reason)
         for key, value in headers:
             self.send_header(key, value)
@@ -251,6 +261,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             f"<Error><Code>{fault.code}</Code><Message>injected by the fault proxy</Message>"
             "<RequestId>fault-proxy</RequestId></Error>"
         ).encode()
+        self._answering()
         self.send_response_only(fault.status)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(xml)))
@@ -259,6 +270,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.wfile.write(xml)
 
     def _reset(self) -> None:
+        self._answering()
         # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.connection.close()

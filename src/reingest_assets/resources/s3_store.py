@@ -1,7 +1,9 @@
 """Object store on S3 (or anything speaking its API: MinIO, LocalStack, moto).
 
 Reads go through obstore (Rust ``object_store``): ~130 µs of CPU per GET instead of boto3's
-~1.8 ms, so one process keeps thousands of GETs per second in flight. Everything else (put,
+~1.8 ms, so one process keeps thousands of GETs per second in flight. They are its blocking
+``get`` on the fetch window's threads: its ``get_async`` on one event loop measured no less CPU
+per GET and fewer GETs per second (docs/performance.md). Everything else (put,
 upload_file, download_file, list, delete, HeadBucket) goes through the boto3 client the Dagster
 layer builds (dagster-aws ``S3Resource``); this module stays free of Dagster so the CLI and the
 benchmark drive the same code.
