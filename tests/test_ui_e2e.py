@@ -1,6 +1,7 @@
 """End to end through the UI's own paths: ``reingest dev`` (webserver + daemon) on the embedded
 stack, a partition backfill launched with the mutation the UI's "Materialize" dialog sends, the
-backfill daemon running it, and the asset's partitions page rendered in headless Chromium."""
+backfill daemon running it, each partition's figures and check results as the UI reads them, and
+the asset's partitions page rendered in headless Chromium."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import httpx
 import psutil
 import pytest
 
+from reingest_assets.engine.validation import CHECKS
 from reingest_assets.settings import Settings
 from reingest_assets.stack import Stack, load_synthetic_corpus
 from reingest_assets.synthetic import generate_corpus
@@ -99,6 +101,17 @@ query AssetPartitions($assetKey: AssetKeyInput!) {
         }
       }
     }
+  }
+}
+"""
+
+
+CHECK_EXECUTIONS = """
+query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!) {
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 100) {
+    partition
+    status
+    evaluation { partition success severity }
   }
 }
 """
@@ -358,6 +371,28 @@ def test_ui_backfill_materializes_every_partition_and_shows_it(
     assert sum(m["docs_failed"] for m in normalized.values()) == (
         CORPUS_DOCS - dev_server.corpus_valid_docs
     )
+
+    # Every check has a result for each partition the run wrote to, stored as that partition's,
+    # and every ERROR check passed (the backfill succeeded, and they are blocking). The
+    # partitions it left as they were show the checks as skipped.
+    written = {key for key, metadata in materialized.items() if metadata["docs_written"]}
+    assert written
+    for check_name, (severity, _) in CHECKS.items():
+        executions = _graphql(
+            dev_server.url,
+            CHECK_EXECUTIONS,
+            {"assetKey": {"path": ["document_chunks_v2"]}, "checkName": check_name},
+        )["assetCheckExecutions"]
+        by_partition = {e["partition"]: e for e in executions}
+        assert len(by_partition) == len(executions) and set(by_partition) == set(keys)
+        for key, execution in by_partition.items():
+            evaluation = execution["evaluation"]
+            if key not in written:
+                assert (execution["status"], evaluation) == ("SKIPPED", None), (key, execution)
+                continue
+            assert evaluation["partition"] == key, (check_name, execution)
+            if severity == "error":
+                assert execution["status"] == "SUCCEEDED", (check_name, execution)
 
     # The partitions page: all partitions materialized, none missing, every date listed.
     page.goto(f"{dev_server.url}/assets/document_chunks_v2?view=partitions")
