@@ -10,6 +10,7 @@ import functools
 import gc
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -356,25 +357,32 @@ def _normalize_days(
         pages = _prefetched_pages(p, source, days, uids, force, verify, reports)
         normalize = functools.partial(normalize_to_arrow, limits=p.limits)
         last = time.perf_counter()
-        for (part, rows, _, fetch_failures), results, cpu in p.pool.lookahead(
-            pages, normalize, lambda page: slices(page[2], WORKER_SLICE)
+        for page, results, cpu in p.pool.lookahead(
+            pages, normalize, lambda page: slices(page.items, WORKER_SLICE)
         ):
-            report = reports[part.key]
-            report.add_seconds("normalize_cpu", cpu)
-            failures = fetch_failures + [r for r in results if isinstance(r, Failure)]
+            spent = page.spent
+            spent.add_seconds("normalize_cpu", cpu)
+            failures = page.failures + [r for r in results if isinstance(r, Failure)]
             normalized = [r for r in results if isinstance(r, pa.RecordBatch)]
             t = time.perf_counter()
             if normalized:
-                out.write(part, pa.Table.from_batches(normalized, NORMALIZED_SCHEMA), report)
-                written.add(part.normalized_uri)
-            report.timed("write", t)
-            _record_failures(p, report, failures)
-            report.docs_written += sum(b.num_rows for b in normalized)
-            progress.advance(len(rows))
+                table = pa.Table.from_batches(normalized, NORMALIZED_SCHEMA)
+                for day, rows in _runs_by_day(table):
+                    part = Partition(source, day)
+                    out.write(part, rows)
+                    written.add(part.normalized_uri)
+                    reports[part.key].docs_written += rows.num_rows
+            spent.timed("write", t)
+            _record_failures(p, reports, failures)
+            progress.advance(sum(page.docs.values()))
             now = time.perf_counter()
-            report.seconds += now - last
+            spent.seconds = now - last
             last = now
-        out.finish()
+            _share(spent, page.docs, reports)
+        t = time.perf_counter()
+        finished = out.finish()
+        if finished is not None:
+            reports[finished.key].timed("write", t)
     for day in days:
         uri = Partition(source, day).normalized_uri
         if uri in existing and uri not in written:  # nothing new: chunking must not redo it
@@ -383,33 +391,61 @@ def _normalize_days(
 
 
 class _PartitionParquet:
-    """One Parquet file open at a time, uploaded as its partition's object when the walk
-    moves on to another partition."""
+    """One partition's Parquet at a time, stored as its object when the walk moves on to
+    another partition. Up to ``batch_size`` rows (a daily partition of a few hundred
+    documents) are held and encoded in memory, then stored with one put; a larger partition
+    streams to a temporary file, uploaded at the end: memory stays bounded either way."""
 
     def __init__(self, p: Pipeline, tmp: Path) -> None:
         self.p = p
         self.path = tmp / "documents.parquet"
         self.part: Partition | None = None
-        self.report: StageReport | None = None
+        self.held: list[pa.Table] = []
         self.writer: pq.ParquetWriter | None = None
 
-    def write(self, part: Partition, table: pa.Table, report: StageReport) -> None:
+    def write(self, part: Partition, table: pa.Table) -> None:
         if part != self.part:
             self.finish()
-            self.part, self.report = part, report
-            self.writer = pq.ParquetWriter(self.path, NORMALIZED_SCHEMA, compression="zstd")
-        assert self.writer is not None
+            self.part = part
+        if self.writer is None:
+            if sum(t.num_rows for t in self.held) + table.num_rows <= self.p.batch_size:
+                self.held.append(table)
+                return
+            self.writer = self._write_held(self.path)
         self.writer.write_table(table)
 
-    def finish(self) -> None:
-        if self.writer is None or self.part is None or self.report is None:
-            return
-        t = time.perf_counter()
-        self.writer.close()
-        self.p.objects.upload_file(self.part.normalized_uri, self.path)
-        self.report.timed("write", t)
+    def _write_held(self, sink: Path | pa.NativeFile) -> pq.ParquetWriter:
+        writer = pq.ParquetWriter(sink, NORMALIZED_SCHEMA, compression="zstd")
+        if self.held:
+            writer.write_table(pa.concat_tables(self.held))  # one row group
+            self.held = []
+        return writer
+
+    def finish(self) -> Partition | None:
+        """Store the partition being written, if any; returns it."""
+        part = self.part
+        if part is None:
+            return None
+        if self.writer is not None:
+            self.writer.close()
+            self.p.objects.upload_file(part.normalized_uri, self.path)
+        elif self.held:
+            buffer = pa.BufferOutputStream()
+            self._write_held(buffer).close()
+            self.p.objects.put(part.normalized_uri, buffer.getvalue().to_pybytes())
         self.writer = None
         self.part = None
+        return part
+
+
+@dataclass
+class _RawPage:
+    """A registry page's documents to normalize, of one or more partitions of a source."""
+
+    items: list[RawItem]  # the raw objects fetched
+    failures: list[Failure]  # the rows whose object could not be had
+    docs: dict[str, int]  # registry rows read, per partition key
+    spent: StageReport  # its times, shared by those partitions
 
 
 def _prefetched_pages(
@@ -420,9 +456,9 @@ def _prefetched_pages(
     force: bool,
     verify: bool,
     reports: dict[str, StageReport],
-) -> Iterator[tuple[Partition, list[RegistryRow], list[RawItem], list[Failure]]]:
-    """Registry pages split by partition, with their raw objects fetched (concurrently, by the
-    object store)."""
+) -> Iterator[_RawPage]:
+    """Registry pages, crossing partitions, with their raw objects fetched (concurrently, by
+    the object store)."""
     t = time.perf_counter()
     for page in p.registry.iter_partition(
         source,
@@ -434,26 +470,29 @@ def _prefetched_pages(
         batch_size=p.batch_size,
         uids=uids,
     ):
-        for day, rows in _split_by_day(page):
-            part = Partition(source, day)
-            report = reports[part.key]
-            report.docs_in += len(rows)
-            todo = p.rows_to_write(rows, force=force, verify=verify)
-            report.docs_skipped += len(rows) - len(todo)
-            report.timed("read", t)
-            t = time.perf_counter()
-            items, failures = fetch_raw(p.objects, todo, day) if todo else ([], [])
-            report.timed("fetch", t)
-            yield part, rows, items, failures
-            t = time.perf_counter()
+        spent = StageReport(source)
+        docs = Counter(Partition(source, _day(row)).key for row in page)
+        todo = p.rows_to_write(page, force=force, verify=verify)
+        kept = Counter(Partition(source, _day(row)).key for row in todo)
+        for key, n in docs.items():
+            reports[key].docs_in += n
+            reports[key].docs_skipped += n - kept[key]
+        spent.timed("read", t)
+        t = time.perf_counter()
+        items, failures = fetch_raw(p.objects, todo) if todo else ([], [])
+        spent.timed("fetch", t)
+        yield _RawPage(items, failures, dict(docs), spent)
+        t = time.perf_counter()
 
 
-def _split_by_day(rows: list[RegistryRow]) -> Iterator[tuple[str, list[RegistryRow]]]:
-    """A page (ordered by updated_at) as its runs of rows of one UTC day."""
+def _runs_by_day(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """Normalized rows in registry order (by ``updated_at``) as their runs of one ingest
+    date: one run per partition."""
+    days = table.column("ingest_date").to_pylist()
     start = 0
-    for i in range(1, len(rows) + 1):
-        if i == len(rows) or _day(rows[i]) != _day(rows[start]):
-            yield _day(rows[start]), rows[start:i]
+    for i in range(1, len(days) + 1):
+        if i == len(days) or days[i] != days[start]:
+            yield days[start], table.slice(start, i - start)
             start = i
 
 
@@ -461,12 +500,14 @@ def _day(row: RegistryRow) -> str:
     return row.updated_at.astimezone(UTC).date().isoformat()
 
 
-def _record_failures(p: Pipeline, report: StageReport, failures: list[Failure]) -> None:
+def _record_failures(p: Pipeline, reports: dict[str, StageReport], failures: list[Failure]) -> None:
+    """Record failures in one call, each counted on its document's partition."""
     if failures:
         p.registry.record_failures(
             failures, run_id=p.run_id, max_attempts=p.max_attempts, repair=p.repair
         )
-        report.add_failures(failures)
+        for f in failures:
+            reports[Partition(f.source, f.ingest_date).key].add_failures([f])
 
 
 # -- stage 2: normalized Parquet → chunks in the store -----------------------------------------
@@ -503,7 +544,11 @@ def chunk_partitions(
     flight). A partition without a normalized object had nothing new. Batches flow through the
     workers across partitions; removed documents are found in one query per source. With
     ``verify`` (after a verifying normalize) every normalized document is written, and chunks
-    the store holds for them beyond the ledger's (orphans) are deleted first."""
+    the store holds for them beyond the ledger's (orphans) are deleted first.
+
+    Batches of ``batch_size`` documents span partitions (one ledger lookup, one store write and
+    one ledger write each, however small the partitions); each document's figures go to its own
+    partition, and a batch's times are shared among its partitions by documents."""
     reports = {part.key: StageReport(part.key) for part in parts}
     # Workers encode the chunks for the store when it can take them so (and no vectors are
     # computed here): the main process then forwards bytes.
@@ -521,26 +566,42 @@ def chunk_partitions(
         label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
         progress = Progress("chunk", partition_key(label, source), None, p.log)
         last = time.perf_counter()
-        for (part, docs, previous, _), results, cpu in p.pool.lookahead(
+        for batch, results, cpu in p.pool.lookahead(
             _planned_batches(p, todo, uids, force, verify, reports),
             chunker,
-            lambda b: arrow_slices(b[3], WORKER_SLICE),
+            lambda b: arrow_slices(b.rows, WORKER_SLICE),
         ):
-            report = reports[part.key]
-            report.add_seconds("chunk_cpu", cpu)
+            spent = StageReport(source)  # this batch's times, shared by its partitions
+            spent.add_seconds("plan", batch.plan_seconds)
+            spent.add_seconds("chunk_cpu", cpu)
             failures = [r for r in results if isinstance(r, Failure)]
             chunked = [r for r in results if isinstance(r, ChunkedItem)]
-            written, store_failures = _write_chunked(p, chunked, previous, report)
-            _record_failures(p, report, failures + store_failures)
-            report.docs_written += written
-            progress.advance(docs)
+            written, store_failures = _write_chunked(p, chunked, batch.previous, spent)
+            for item in written:
+                report = reports[Partition(item.source, item.ingest_date).key]
+                report.docs_written += 1
+                report.chunks_written += len(item.chunk_uuids)
+                report.chunks_deleted += len(_stale(item, batch.previous))
+            _record_failures(p, reports, failures + store_failures)
+            progress.advance(sum(batch.docs.values()))
             now = time.perf_counter()
-            report.seconds += now - last
+            spent.seconds = now - last
             last = now
+            _share(spent, batch.docs, reports)
         if uids is None:
             _delete_removed_documents(p, source, days, reports)
         progress.done()
     return [reports[part.key] for part in parts]
+
+
+@dataclass
+class _ChunkBatch:
+    """Normalized documents still to write, of one or more partitions of a source."""
+
+    rows: pa.RecordBatch
+    previous: dict[str, LedgerEntry]  # what the ledger holds for every document read
+    docs: dict[str, int]  # documents read, per partition key
+    plan_seconds: float
 
 
 def _planned_batches(
@@ -550,74 +611,113 @@ def _planned_batches(
     force: bool,
     verify: bool,
     reports: dict[str, StageReport],
-) -> Iterator[tuple[Partition, int, dict[str, LedgerEntry], pa.RecordBatch]]:
-    """(partition, documents read, their ledger entries, the normalized rows still to write)
-    per batch."""
+) -> Iterator[_ChunkBatch]:
+    """The partitions' normalized documents in batches of ``batch_size`` across partitions,
+    each with its ledger entries (one lookup), less those already written."""
+    for rows, docs in _gathered(p, parts, uids):
+        t = time.perf_counter()
+        source = parts[0].source
+        keys = [Partition(source, day).key for day in rows.column("ingest_date").to_pylist()]
+        for key, n in docs.items():
+            reports[key].docs_in += n
+        batch_uids = rows.column("uid").to_pylist()
+        previous = p.registry.ledger_lookup(p.store.target, batch_uids)
+        todo = rows
+        if verify:
+            partition_of = dict(zip(batch_uids, keys, strict=True))
+            for uid in _delete_orphans(p, batch_uids, previous):
+                reports[partition_of[uid]].chunks_deleted += 1
+        elif not force:
+            hashes = rows.column("content_hash").to_pylist()
+            # Normalized documents were new or changed when read; another run may have
+            # written them since. (Bad data never reaches the Parquet.)
+            keep = [
+                not is_written(
+                    content_hash,
+                    previous.get(uid),
+                    chunker_version=CHUNKER_VERSION,
+                    embedder_id=p.embedder_id,
+                )
+                for uid, content_hash in zip(batch_uids, hashes, strict=True)
+            ]
+            todo = rows.filter(pa.array(keep, pa.bool_()))
+            for key, kept in zip(keys, keep, strict=True):
+                reports[key].docs_skipped += not kept
+        yield _ChunkBatch(todo, previous, docs, time.perf_counter() - t)
+
+
+def _gathered(
+    p: Pipeline, parts: Sequence[Partition], uids: Sequence[str] | None
+) -> Iterator[tuple[pa.RecordBatch, dict[str, int]]]:
+    """The partitions' normalized rows, one partition after the other, in batches of
+    ``batch_size`` rows, with how many rows of each partition a batch holds."""
+    pending: list[pa.RecordBatch] = []
+    docs: dict[str, int] = {}
+    size = 0
     for part in parts:
-        report = reports[part.key]
         for batch in _normalized_batches(p, part, uids):
-            report.docs_in += batch.num_rows
-            t = time.perf_counter()
-            batch_uids = batch.column("uid").to_pylist()
-            previous = p.registry.ledger_lookup(p.store.target, batch_uids)
-            todo = batch
-            if verify:
-                report.chunks_deleted += _delete_orphans(p, batch_uids, previous)
-            elif not force:
-                hashes = batch.column("content_hash").to_pylist()
-                # Normalized documents were new or changed when read; another run may have
-                # written them since. (Bad data never reaches the Parquet.)
-                keep = [
-                    not is_written(
-                        content_hash,
-                        previous.get(uid),
-                        chunker_version=CHUNKER_VERSION,
-                        embedder_id=p.embedder_id,
-                    )
-                    for uid, content_hash in zip(batch_uids, hashes, strict=True)
-                ]
-                todo = batch.filter(pa.array(keep, pa.bool_()))
-            report.docs_skipped += batch.num_rows - todo.num_rows
-            report.timed("plan", t)
-            yield part, batch.num_rows, previous, todo
+            while batch.num_rows:
+                taken = batch.slice(0, p.batch_size - size)
+                batch = batch.slice(taken.num_rows)
+                pending.append(taken)
+                docs[part.key] = docs.get(part.key, 0) + taken.num_rows
+                size += taken.num_rows
+                if size == p.batch_size:
+                    yield pa.concat_batches(pending), docs
+                    pending, docs, size = [], {}, 0
+    if pending:
+        yield pa.concat_batches(pending), docs
 
 
-def _delete_orphans(p: Pipeline, uids: list[str], ledger: dict[str, LedgerEntry]) -> int:
+def _share(spent: StageReport, docs: dict[str, int], reports: dict[str, StageReport]) -> None:
+    """A batch's times (wall and per stage), shared among its partitions by documents."""
+    total = sum(docs.values())
+    for key, n in docs.items():
+        report = reports[key]
+        report.seconds += spent.seconds * n / total
+        for stage, seconds in spent.stage_seconds.items():
+            report.add_seconds(stage, seconds * n / total)
+
+
+def _delete_orphans(p: Pipeline, uids: list[str], ledger: dict[str, LedgerEntry]) -> list[str]:
     """Delete the chunks the store holds for these documents that their ledger rows do not list
     (the rewrite that follows restores missing and altered ones, and its stale-tail delete sees
-    only the ledger's)."""
+    only the ledger's); returns the document of each chunk deleted."""
     listed = {u for entry in ledger.values() for u in entry.chunk_uuids}
-    orphans = [uuid for uuid, _ in p.store.fetch_ids(uids) if uuid not in listed]
-    return p.store.delete(orphans) if orphans else 0
+    orphans = [(uuid, uid) for uuid, uid in p.store.fetch_ids(uids) if uuid not in listed]
+    if orphans:
+        p.store.delete([uuid for uuid, _ in orphans])
+    return [uid for _, uid in orphans]
 
 
 def _write_chunked(
     p: Pipeline,
     chunked: list[ChunkedItem],
     previous: dict[str, LedgerEntry],
-    report: StageReport,
-) -> tuple[int, list[Failure]]:
-    """Write a batch's documents; returns (documents written, store/embed failures).
+    spent: StageReport,
+) -> tuple[list[ChunkedItem], list[Failure]]:
+    """Write a batch's documents; returns (the documents written, store/embed failures). Only
+    the times go into ``spent``.
 
     A write refused for what a row holds (an index row too large, a value out of range) is
     some document's fault: the batch is split in halves until that document is alone, and it
     becomes a failure with none of its chunks or ledger row left behind, while the others are
     written. Errors of the service itself (after the adapters' retries) stop the run."""
     if not chunked:
-        return 0, []
+        return [], []
     failures: list[Failure] = []
-    return _write_isolating(p, chunked, previous, report, failures), failures
+    return _write_isolating(p, chunked, previous, spent, failures), failures
 
 
 def _write_isolating(
     p: Pipeline,
     chunked: list[ChunkedItem],
     previous: dict[str, LedgerEntry],
-    report: StageReport,
+    spent: StageReport,
     failures: list[Failure],
-) -> int:
+) -> list[ChunkedItem]:
     try:
-        return _write_batch(p, chunked, previous, report, failures)
+        return _write_batch(p, chunked, previous, spent, failures)
     except Exception as exc:
         if not is_row_error(exc):
             raise
@@ -628,10 +728,10 @@ def _write_isolating(
             p.store.delete_parents([item.uid])
             p.registry.forget(p.store.target, [item.uid])
             failures.append(_failure(item, DocumentError("store", _one_line(exc)), "store"))
-            return 0
+            return []
         half = len(chunked) // 2
-        return _write_isolating(p, chunked[:half], previous, report, failures) + (
-            _write_isolating(p, chunked[half:], previous, report, failures)
+        return _write_isolating(p, chunked[:half], previous, spent, failures) + (
+            _write_isolating(p, chunked[half:], previous, spent, failures)
         )
 
 
@@ -643,9 +743,9 @@ def _write_batch(
     p: Pipeline,
     chunked: list[ChunkedItem],
     previous: dict[str, LedgerEntry],
-    report: StageReport,
+    spent: StageReport,
     failures: list[Failure],
-) -> int:
+) -> list[ChunkedItem]:
     chunks = [c for item in chunked for c in item.chunks]  # none when the workers encoded them
     vectors = None
     if p.embedder is not None:
@@ -653,10 +753,10 @@ def _write_batch(
         try:
             vectors = p.embedder.embed([c.text for c in chunks])
         except Exception as exc:
-            report.timed("embed", t)
+            spent.timed("embed", t)
             failures += [_failure(item, exc, "embed") for item in chunked]
-            return 0
-        report.timed("embed", t)
+            return []
+        spent.timed("embed", t)
     t = time.perf_counter()
     store = p.store
     try:
@@ -666,20 +766,16 @@ def _write_batch(
         else:
             failed = store.upsert(chunks, vectors)
     except Exception as exc:  # the store refused the whole batch, after its own retries
-        report.timed("store", t)
+        spent.timed("store", t)
         if is_row_error(exc):
             raise
         failures += [_failure(item, exc, "store") for item in chunked]
-        return 0
+        return []
     ok = [item for item in chunked if item.uid not in failed]
-    stale = [
-        u
-        for item in ok
-        if item.uid in previous
-        for u in set(previous[item.uid].chunk_uuids) - set(item.chunk_uuids)
-    ]
-    report.chunks_deleted += p.store.delete(stale) if stale else 0
-    report.timed("store", t)
+    stale = [u for item in ok for u in _stale(item, previous)]
+    if stale:
+        p.store.delete(stale)
+    spent.timed("store", t)
     t = time.perf_counter()
     p.registry.record_written(
         p.store.target,
@@ -688,14 +784,19 @@ def _write_batch(
         embedder_id=p.embedder_id,
         run_id=p.run_id,
     )
-    report.timed("ledger", t)
-    report.chunks_written += sum(len(i.chunk_uuids) for i in ok)
+    spent.timed("ledger", t)
     failures += [
         _failure(item, DocumentError("store", failed[item.uid], kind="transient"), "store")
         for item in chunked
         if item.uid in failed
     ]
-    return len(ok)
+    return ok
+
+
+def _stale(item: ChunkedItem, previous: dict[str, LedgerEntry]) -> set[str]:
+    """The chunks the ledger lists for a document that its new chunks do not overwrite."""
+    entry = previous.get(item.uid)
+    return set(entry.chunk_uuids) - set(item.chunk_uuids) if entry is not None else set()
 
 
 def _failure(item: ChunkedItem, exc: BaseException, stage: str) -> Failure:
