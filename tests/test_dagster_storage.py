@@ -99,7 +99,7 @@ def stored_evaluations(pg_url: str, run_id: str) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize("batch_size", ["0", "1000"])
-def test_a_range_runs_check_evaluations_are_stored_per_partition(
+def test_a_range_runs_materializations_and_check_evaluations_are_stored_per_partition(
     reingest: ReingestResource,
     corpus: Corpus,
     instance: DagsterInstance,
@@ -125,6 +125,15 @@ def test_a_range_runs_check_evaluations_are_stored_per_partition(
     records = instance.get_records_for_run(
         run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
     ).records
+    # Each partition's materialization, with its own figures next to the run's.
+    materialized = {
+        r.partition_key: r.asset_materialization.metadata
+        for r in instance.fetch_materializations(document_chunks_v2.key, limit=10).records
+        if r.run_id == run_id and r.asset_materialization is not None
+    }
+    assert {
+        k: (m["docs_written"].value, m["run_docs_written"].value) for k, m in materialized.items()
+    } == {key: (5, 15) for key in KEYS}
     assert len(records) == len(CHECKS) * len(KEYS)
     assert "Exception while storing" not in capfd.readouterr().err  # no one-by-one fallback
 

@@ -171,8 +171,7 @@ def _run_stage(
         )
     if len(reports) == 1:
         return _metadata(reports[0])
-    for report in reports:
-        context.add_asset_metadata(_metadata(report), partition_key=report.partition)
+    _add_partition_metadata(context, {r.partition: _metadata(r) for r in reports})
     metadata = _run_metadata(reports)
     context.log.info(
         f"{context.asset_key.to_user_string()}: {len(reports)} partitions, "
@@ -182,6 +181,22 @@ def _run_stage(
 
 
 RUN_LOG_FIGURES = ("run_docs_in", "run_docs_written", "run_docs_skipped", "run_docs_failed")
+
+
+def _add_partition_metadata(
+    context: AssetExecutionContext, by_partition: dict[str, dict[str, Any]]
+) -> None:
+    """``context.add_asset_metadata(metadata, partition_key=key)`` for each of the run's own
+    partitions, in one pass. Dagster checks every call's key against the run's range by
+    building the list of all its keys again: quadratic in the partitions, ~2 ms a call over a
+    year of daily partitions, twice per run. The same accumulator is filled."""
+    step = context.get_step_execution_context()
+    accumulator = step._metadata_accumulator
+    for key, metadata in by_partition.items():
+        accumulator = accumulator.with_additional_asset_metadata(
+            asset_key=context.asset_key, partition_key=key, metadata=metadata
+        )
+    step._metadata_accumulator = accumulator
 
 
 @asset(

@@ -136,36 +136,17 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
         is left out, as dagster-postgres's own batch writes leave it out: nothing listens."""
         rows = [self._event_to_row(event) for event in events]
         with self.index_transaction() as conn:
-            ids = conn.execute(
-                SqlEventLogStorageTable.insert()
-                .values(rows)
-                .returning(SqlEventLogStorageTable.c.id)
-            ).scalars()
             executions = [
                 _execution_row(event, row["event"], row["timestamp"], event_id)
-                for event, row, event_id in zip(events, rows, ids, strict=True)
-            ]
-            table = AssetCheckExecutionsTable
-            planned = db.values(
-                *(db.column(name, table.c[name].type) for name in executions[0]),
-                name="evaluated",
-            ).data([tuple(e.values()) for e in executions])
-            updated = conn.execute(
-                table.update()
-                .where(
-                    table.c.asset_key == planned.c.asset_key,
-                    table.c.check_name == planned.c.check_name,
-                    table.c.run_id == planned.c.run_id,
-                    table.c.partition == planned.c.partition,
+                for event, row, event_id in zip(
+                    events, rows, _insert_events(conn, rows), strict=True
                 )
-                # VALUES columns of NULLs only are text to Postgres: cast each
-                .values({name: db.cast(planned.c[name], table.c[name].type) for name in _UPDATED})
-                .returning(table.c.asset_key, table.c.check_name, table.c.run_id, table.c.partition)
-            ).all()
-            done = {tuple(r) for r in updated}
+            ]
+            columns = {name: [e[name] for e in executions] for name in executions[0]}
+            done = {tuple(r) for r in conn.execute(_UPDATE_PLANNED_EXECUTIONS, columns)}
             unplanned = [e for e in executions if tuple(e[k] for k in _KEY) not in done]
             if unplanned:
-                conn.execute(table.insert().values(unplanned))
+                conn.execute(AssetCheckExecutionsTable.insert(), unplanned)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         self.flush_check_evaluations()
@@ -214,10 +195,8 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
 
     def _store_one_insert(self, events: list[EventLogEntry]) -> None:
         """dagster-postgres's own batch path for materializations, for any ``_ONE_INSERT``."""
-        statement = self.prepare_insert_event_batch(events)
         with self._connect() as conn:
-            result = conn.execute(statement.returning(SqlEventLogStorageTable.c.id))
-            event_ids = [cast("int", row[0]) for row in result.fetchall()]
+            event_ids = _insert_events(conn, [self._event_to_row(event) for event in events])
         if any(event_id is None for event_id in event_ids):
             raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
         with self.index_transaction() as conn:
@@ -225,14 +204,40 @@ class PooledPostgresEventLogStorage(PostgresEventLogStorage):
             self._store_asset_event(conn, events[-1], event_ids[-1])
 
 
-# The columns that identify an evaluation's planned execution row, and those it updates.
+def _insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert event rows (``_event_to_row``); their ids, in order. One compiled statement sent
+    as multi-row inserts (SQLAlchemy's insertmanyvalues), not a statement of every row's
+    values compiled anew for each batch."""
+    table = SqlEventLogStorageTable
+    insert = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+    return [cast("int", event_id) for event_id in conn.execute(insert, rows).scalars()]
+
+
+# The columns that identify an evaluation's planned execution row.
 _KEY = ("asset_key", "check_name", "run_id", "partition")
-_UPDATED = (
-    "execution_status",
-    "evaluation_event",
-    "evaluation_event_timestamp",
-    "evaluation_event_storage_id",
-    "materialization_event_storage_id",
+# Dagster's update of each evaluation's planned execution row, for many rows in one statement:
+# one array per column of ``_execution_row``; returns the keys of the rows it found.
+_UPDATE_PLANNED_EXECUTIONS = db.text(
+    """
+    UPDATE asset_check_executions AS x SET
+        execution_status = v.execution_status,
+        evaluation_event = v.evaluation_event,
+        evaluation_event_timestamp = v.evaluation_event_timestamp,
+        evaluation_event_storage_id = v.evaluation_event_storage_id,
+        materialization_event_storage_id = v.materialization_event_storage_id
+    FROM unnest(
+        CAST(:asset_key AS text[]), CAST(:check_name AS text[]), CAST(:run_id AS text[]),
+        CAST(:partition AS text[]), CAST(:execution_status AS text[]),
+        CAST(:evaluation_event AS text[]), CAST(:evaluation_event_timestamp AS timestamp[]),
+        CAST(:evaluation_event_storage_id AS bigint[]),
+        CAST(:materialization_event_storage_id AS bigint[])
+    ) AS v(asset_key, check_name, run_id, partition, execution_status, evaluation_event,
+           evaluation_event_timestamp, evaluation_event_storage_id,
+           materialization_event_storage_id)
+    WHERE x.asset_key = v.asset_key AND x.check_name = v.check_name AND x.run_id = v.run_id
+      AND x.partition = v.partition
+    RETURNING x.asset_key, x.check_name, x.run_id, x.partition
+    """
 )
 
 
