@@ -17,6 +17,14 @@ def _add_range(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", help="last ingest date, YYYY-MM-DD")
 
 
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        choices=("pgvector", "weaviate"),
+        help="chunk store to write (sets REINGEST_STORE for this command)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reingest",
@@ -43,11 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0, help="corpus seed (0)")
     demo.add_argument("--json", action="store_true", help="print one JSON summary")
-    demo.add_argument(
-        "--store",
-        choices=("pgvector", "weaviate"),
-        help="chunk store to write (sets REINGEST_STORE for this command)",
-    )
+    _add_store(demo)
 
     full = add("full", help="materialize all (or the selected) partitions")
     _add_range(full)
@@ -65,11 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dev` or your deployment) and follow it to its end, instead of running in-process",
     )
     full.add_argument("--json", action="store_true", help="print one JSON summary")
-    full.add_argument(
-        "--store",
-        choices=("pgvector", "weaviate"),
-        help="chunk store to write (sets REINGEST_STORE for this command)",
-    )
+    _add_store(full)
 
     repair = add(
         "repair",
