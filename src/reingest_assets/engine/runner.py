@@ -514,13 +514,15 @@ def _record_failures(p: Pipeline, reports: dict[str, StageReport], failures: lis
 
 
 def _normalized_batches(
-    p: Pipeline, part: Partition, uids: Sequence[str] | None
+    p: Pipeline, part: Partition, uids: Sequence[str] | None, tmp: Path
 ) -> Iterator[pa.RecordBatch]:
+    """A partition's normalized rows, downloaded into ``tmp`` (one directory for the walk,
+    not one a partition) and read in batches of ``batch_size``."""
     wanted = pa.array(sorted(set(uids)), pa.string()) if uids is not None else None
-    with tempfile.TemporaryDirectory(prefix="reingest-") as tmp:
-        path = Path(tmp) / "documents.parquet"
-        if not p.objects.download_file(part.normalized_uri, path):
-            return  # removed after it was listed: a newer normalization found nothing new
+    path = tmp / f"{part.ingest_date}.parquet"
+    if not p.objects.download_file(part.normalized_uri, path):
+        return  # removed after it was listed: a newer normalization found nothing new
+    try:
         parquet = pq.ParquetFile(path)
         # Row group by row group: ParquetFile.iter_batches holds on to Arrow memory as it goes
         # (+100 MB over a million documents), read_row_group does not.
@@ -529,6 +531,8 @@ def _normalized_batches(
                 if wanted is not None:
                     batch = batch.filter(pc.is_in(batch.column("uid"), value_set=wanted))
                 yield batch
+    finally:
+        path.unlink()
 
 
 def chunk_partitions(
@@ -654,17 +658,18 @@ def _gathered(
     pending: list[pa.RecordBatch] = []
     docs: dict[str, int] = {}
     size = 0
-    for part in parts:
-        for batch in _normalized_batches(p, part, uids):
-            while batch.num_rows:
-                taken = batch.slice(0, p.batch_size - size)
-                batch = batch.slice(taken.num_rows)
-                pending.append(taken)
-                docs[part.key] = docs.get(part.key, 0) + taken.num_rows
-                size += taken.num_rows
-                if size == p.batch_size:
-                    yield pa.concat_batches(pending), docs
-                    pending, docs, size = [], {}, 0
+    with tempfile.TemporaryDirectory(prefix="reingest-") as tmp:
+        for part in parts:
+            for batch in _normalized_batches(p, part, uids, Path(tmp)):
+                while batch.num_rows:
+                    taken = batch.slice(0, p.batch_size - size)
+                    batch = batch.slice(taken.num_rows)
+                    pending.append(taken)
+                    docs[part.key] = docs.get(part.key, 0) + taken.num_rows
+                    size += taken.num_rows
+                    if size == p.batch_size:
+                        yield pa.concat_batches(pending), docs
+                        pending, docs, size = [], {}, 0
     if pending:
         yield pa.concat_batches(pending), docs
 
