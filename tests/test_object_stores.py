@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from reingest_assets.dagster_resources import ObjectStoreResource
 from reingest_assets.domain.failures import DocumentError, TransientError
 from reingest_assets.resources.local_store import LocalObjectStore
 from reingest_assets.resources.s3_store import S3ObjectStore
@@ -312,6 +313,26 @@ def test_s3_writes_are_retried_too(moto_endpoint: str, tmp_path: Path) -> None:
         assert proxy.count("PUT", f"/{bucket}/upload") == 2
         assert store.get("put") == b"data"
         assert store.get("upload") == b"PAR1"
+
+
+def test_the_resources_s3_store_leaves_retries_to_the_store(moto_endpoint: str) -> None:
+    bucket = new_bucket(moto_endpoint)
+    with fault_proxy(moto_endpoint, [Fault("error", f"/{bucket}/put", method="PUT")]) as proxy:
+        resource = ObjectStoreResource(
+            kind="s3",
+            bucket=bucket,
+            s3_endpoint_url=proxy.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        store = resource.store()
+        assert isinstance(store, S3ObjectStore)
+        store.base_delay = TINY_DELAY
+        with pytest.raises(TransientError):
+            store.put("put", b"data")
+        # A throttled write is sent as often as the store's retries say, not that many times
+        # botocore's own retries more.
+        assert proxy.count("PUT", f"/{bucket}/put") == store.attempts
 
 
 def test_s3_list_follows_continuation_pages(moto_endpoint: str) -> None:

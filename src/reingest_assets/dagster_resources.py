@@ -63,10 +63,12 @@ class ObjectStoreResource(ConfigurableResource):
     max_in_flight: int = 32
 
     def s3(self) -> S3Resource:
-        """dagster-aws's S3 resource for these settings."""
+        """dagster-aws's S3 resource for these settings. Its client does not retry: the store
+        does (``resources.retry``), or every attempt of its would be six of botocore's."""
         from dagster_aws.s3 import S3Resource
 
         return S3Resource(
+            max_attempts=0,
             endpoint_url=self.s3_endpoint_url or None,
             region_name=self.s3_region,
             aws_access_key_id=self.aws_access_key_id or None,

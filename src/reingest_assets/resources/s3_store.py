@@ -25,8 +25,9 @@ botocore error; a missing object is ``object_not_found``. A new S3 client adds i
 Retries: every call goes through ``resources.retry`` (exponential backoff, full jitter, bounded);
 obstore's own retries are off and botocore's should be too (:func:`client_config`, or
 ``S3Resource(max_attempts=0)``), or a throttled call would be sent ``attempts x their attempts``
-times with their backoff hidden inside ours. The boto3 pool must be at least ``max_in_flight``
-wide for the uploads and downloads that run beside the fetches (botocore's default is 10).
+times with their backoff hidden inside ours. GETs keep their own connections (obstore's pool,
+``max_in_flight`` idle ones per host); the boto3 client's writes, listing and downloads fit in
+botocore's default pool of 10 (as many threads as s3transfer runs for a multipart upload).
 
 ``reingest bench-fetch`` measures the obstore path and boto3's ``get_object`` against a stand-in
 server (``fetch_bench.py``).
@@ -126,8 +127,9 @@ T = TypeVar("T")
 
 def client_config(max_in_flight: int = 32) -> Config:
     """botocore settings for a client an ``S3ObjectStore`` drives: no botocore retries (ours
-    count), a pool as wide as the fetch window, and timeouts so a stalled connection becomes a
-    retryable error instead of a hung worker."""
+    count), a pool of ``max_in_flight`` connections (``reingest bench-fetch``'s boto3 path GETs
+    through it), and timeouts so a stalled connection becomes a retryable error instead of a
+    hung worker."""
     return Config(
         retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=max_in_flight,
@@ -164,15 +166,6 @@ class S3ObjectStore:
         self._readers: dict[str, S3Store] = {}
         self._buckets_seen: set[str] = set()
         self._lock = threading.Lock()
-        pool = client.meta.config.max_pool_connections
-        if pool < max_in_flight:
-            log.warning(
-                "S3 client pool has %d connections for %d fetches in flight: build the client "
-                "with s3_store.client_config(%d)",
-                pool,
-                max_in_flight,
-                max_in_flight,
-            )
 
     def get(self, uri: str) -> bytes:
         bucket, key = object_address(uri, self.bucket)
