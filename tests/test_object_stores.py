@@ -335,6 +335,14 @@ def test_the_resources_s3_store_leaves_retries_to_the_store(moto_endpoint: str) 
         assert proxy.count("PUT", f"/{bucket}/put") == store.attempts
 
 
+def test_s3_bucket_check_is_retried(moto_endpoint: str) -> None:
+    bucket = new_bucket(moto_endpoint)
+    throttled = Fault("error", f"/{bucket}", method="HEAD", times=1)  # 503 SlowDown
+    with proxied_store(moto_endpoint, bucket, [throttled]) as (store, proxy):
+        store.check_bucket()
+        assert proxy.count("HEAD", f"/{bucket}") == 2
+
+
 def test_s3_list_follows_continuation_pages(moto_endpoint: str) -> None:
     bucket = new_bucket(moto_endpoint)
     store = s3_store(moto_endpoint, bucket)

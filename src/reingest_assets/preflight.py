@@ -59,9 +59,12 @@ def checked_resources(stack: Stack) -> Iterator[tuple[ReingestResource, DagsterI
         build_resources({"reingest": resource}, instance=instance) as resources,
     ):
         reingest: ReingestResource = resources.reingest
-        objects = reingest.object_store
-        if objects.kind == "s3":
-            objects.s3().get_client().head_bucket(Bucket=objects.bucket)
+        if reingest.object_store.kind == "s3":
+            from reingest_assets.resources.s3_store import S3ObjectStore
+
+            objects = reingest.adapters.objects
+            assert isinstance(objects, S3ObjectStore)
+            objects.check_bucket()
         reingest.adapters.store  # noqa: B018 - connecting is the check (Weaviate)
         yield reingest, instance
 

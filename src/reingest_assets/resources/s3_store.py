@@ -206,6 +206,12 @@ class S3ObjectStore:
         bucket, key = object_address(uri, self.bucket)
         self._retry(functools.partial(self.client.delete_object, Bucket=bucket, Key=key), bucket)
 
+    def check_bucket(self) -> None:
+        """HeadBucket through the store's retries: the bucket is at the endpoint and the
+        credentials reach it. Raises what the last attempt raised (a missing bucket: the
+        ``ClientError`` of HeadBucket's 404)."""
+        self._retry(functools.partial(self.client.head_bucket, Bucket=self.bucket), self.bucket)
+
     def list(self, prefix: str) -> Iterator[str]:
         bucket, key_prefix = split_uri(prefix, self.bucket)
         request: dict[str, Any] = {
