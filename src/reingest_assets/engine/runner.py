@@ -471,17 +471,20 @@ def _prefetched_pages(
         uids=uids,
     ):
         spent = StageReport(source)
-        docs = Counter(Partition(source, _day(row)).key for row in page)
+        day_of = {row.uid: _day(row) for row in page}
         todo = p.rows_to_write(page, force=force, verify=verify)
-        kept = Counter(Partition(source, _day(row)).key for row in todo)
-        for key, n in docs.items():
+        kept = Counter(day_of[row.uid] for row in todo)
+        docs = {}
+        for day, n in Counter(day_of.values()).items():
+            key = Partition(source, day).key
+            docs[key] = n
             reports[key].docs_in += n
-            reports[key].docs_skipped += n - kept[key]
+            reports[key].docs_skipped += n - kept[day]
         spent.timed("read", t)
         t = time.perf_counter()
         items, failures = fetch_raw(p.objects, todo) if todo else ([], [])
         spent.timed("fetch", t)
-        yield _RawPage(items, failures, dict(docs), spent)
+        yield _RawPage(items, failures, docs, spent)
         t = time.perf_counter()
 
 
@@ -621,14 +624,15 @@ def _planned_batches(
     for rows, docs in _gathered(p, parts, uids):
         t = time.perf_counter()
         source = parts[0].source
-        keys = [Partition(source, day).key for day in rows.column("ingest_date").to_pylist()]
+        days = rows.column("ingest_date").to_pylist()
+        key_of = {day: Partition(source, day).key for day in set(days)}
         for key, n in docs.items():
             reports[key].docs_in += n
         batch_uids = rows.column("uid").to_pylist()
         previous = p.registry.ledger_lookup(p.store.target, batch_uids)
         todo = rows
         if verify:
-            partition_of = dict(zip(batch_uids, keys, strict=True))
+            partition_of = {uid: key_of[day] for uid, day in zip(batch_uids, days, strict=True)}
             for uid in _delete_orphans(p, batch_uids, previous):
                 reports[partition_of[uid]].chunks_deleted += 1
         elif not force:
@@ -645,8 +649,8 @@ def _planned_batches(
                 for uid, content_hash in zip(batch_uids, hashes, strict=True)
             ]
             todo = rows.filter(pa.array(keep, pa.bool_()))
-            for key, kept in zip(keys, keep, strict=True):
-                reports[key].docs_skipped += not kept
+            for day, kept in zip(days, keep, strict=True):
+                reports[key_of[day]].docs_skipped += not kept
         yield _ChunkBatch(todo, previous, docs, time.perf_counter() - t)
 
 
