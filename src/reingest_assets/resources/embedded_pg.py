@@ -74,13 +74,14 @@ def forget_dead_handles(pg_dir: Path) -> list[int]:
         if not handles.exists():
             return []
         pids: list[int] = json.loads(handles.read_text() or "[]")
-        dead = [pid for pid in pids if not _alive(pid)]
+        dead = [pid for pid in pids if not pid_alive(pid)]
         if dead:
             handles.write_text(json.dumps([pid for pid in pids if pid not in dead]))
         return dead
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Running, not an exited process nobody has reaped yet."""
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
