@@ -33,10 +33,10 @@ from reingest_assets.resources.registry.postgres import PostgresRegistry
 from reingest_assets.resources.stores.pgvector import PgVectorChunkStore
 from reingest_assets.stack import STORAGE, dagster_storage_url, register_records
 from reingest_assets.synthetic import generate_corpus
+from support.processes import free_port
 from support.s3 import moto_s3_server, s3_client, s3_store
 from test_ui_e2e import (
     BACKFILL_STATUS,
-    _free_port,
     _graphql,
     _launch_backfill,
     _stop,
@@ -169,7 +169,7 @@ def test_a_backfill_runs_as_runs_of_five_two_at_a_time_each_partition_once() -> 
         with moto_s3_server() as endpoint:
             s3_client(endpoint).create_bucket(Bucket=BUCKET)
             _register(database_url, endpoint, first_day)
-            port = _free_port()
+            port = free_port()
             env = {
                 k: v for k, v in os.environ.items() if not k.startswith(("REINGEST_", "DAGSTER_"))
             }
