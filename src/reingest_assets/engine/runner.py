@@ -584,11 +584,11 @@ def chunk_partitions(
             failures = [r for r in results if isinstance(r, Failure)]
             chunked = [r for r in results if isinstance(r, ChunkedItem)]
             written, store_failures = _write_chunked(p, chunked, batch.previous, spent)
-            for item in written:
+            for item, stale in written:
                 report = reports[Partition(item.source, item.ingest_date).key]
                 report.docs_written += 1
                 report.chunks_written += len(item.chunk_uuids)
-                report.chunks_deleted += len(_stale(item, batch.previous))
+                report.chunks_deleted += stale
             _record_failures(p, reports, failures + store_failures)
             progress.advance(sum(batch.docs.values()))
             now = time.perf_counter()
@@ -704,9 +704,9 @@ def _write_chunked(
     chunked: list[ChunkedItem],
     previous: dict[str, LedgerEntry],
     spent: StageReport,
-) -> tuple[list[ChunkedItem], list[Failure]]:
-    """Write a batch's documents; returns (the documents written, store/embed failures). Only
-    the times go into ``spent``.
+) -> tuple[list[tuple[ChunkedItem, int]], list[Failure]]:
+    """Write a batch's documents; returns (the documents written, each with how many stale
+    chunks of its were deleted; store/embed failures). Only the times go into ``spent``.
 
     A write refused for what a row holds (an index row too large, a value out of range) is
     some document's fault: the batch is split in halves until that document is alone, and it
@@ -724,7 +724,7 @@ def _write_isolating(
     previous: dict[str, LedgerEntry],
     spent: StageReport,
     failures: list[Failure],
-) -> list[ChunkedItem]:
+) -> list[tuple[ChunkedItem, int]]:
     try:
         return _write_batch(p, chunked, previous, spent, failures)
     except Exception as exc:
@@ -754,7 +754,7 @@ def _write_batch(
     previous: dict[str, LedgerEntry],
     spent: StageReport,
     failures: list[Failure],
-) -> list[ChunkedItem]:
+) -> list[tuple[ChunkedItem, int]]:
     chunks = [c for item in chunked for c in item.chunks]  # none when the workers encoded them
     vectors = None
     if p.embedder is not None:
@@ -781,9 +781,9 @@ def _write_batch(
         failures += [_failure(item, exc, "store") for item in chunked]
         return []
     ok = [item for item in chunked if item.uid not in failed]
-    stale = [u for item in ok for u in _stale(item, previous)]
-    if stale:
-        p.store.delete(stale)
+    stale = [_stale(item, previous) for item in ok]
+    if any(stale):
+        p.store.delete([u for uuids in stale for u in uuids])
     spent.timed("store", t)
     t = time.perf_counter()
     p.registry.record_written(
@@ -799,7 +799,7 @@ def _write_batch(
         for item in chunked
         if item.uid in failed
     ]
-    return ok
+    return [(item, len(uuids)) for item, uuids in zip(ok, stale, strict=True)]
 
 
 def _stale(item: ChunkedItem, previous: dict[str, LedgerEntry]) -> set[str]:
